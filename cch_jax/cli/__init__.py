@@ -1,0 +1,60 @@
+"""The `cch` command line. Each sub-command lives in its own module with `register(subparsers)`.
+
+User errors (ValueError, TypeError, OSError from bad input) print one line on stderr and exit 2;
+no traceback. Set CCH_DEBUG=1 to see the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# Sub-command modules (cch_jax.cli.<name>), each exposing register(subparsers).
+COMMANDS = ("theory",)
+
+
+class UserError(Exception):
+    """A problem with the user's input; reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse's default prints the usage too)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="cch",
+        description="When does cross-modal knowledge distillation help? (CCH toolkit)",
+    )
+    from cch_jax import __version__
+
+    parser.add_argument("--version", action="version", version=f"cch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"cch_jax.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UserError, ValueError, TypeError, OSError) as err:
+        if os.environ.get("CCH_DEBUG"):
+            raise
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        sys.stderr.write(f"cch {args.command}: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"cch {args.command}: interrupted (results already saved are kept)\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

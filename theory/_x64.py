@@ -1,0 +1,37 @@
+"""Scoped float64 for the closed-form theory.
+
+JAX computes in float32 unless x64 is enabled. Flipping the global flag on import would make the
+engine float64 too (slow on GPU), so each public theory function runs inside `jax.enable_x64(True)`
+instead. Inside a trace (jit/vmap/grad) the caller's precision is kept: switching the flag in the
+middle of a trace is unsafe, and a caller who traces theory code can enable x64 around it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+
+def _is_traced(args, kwargs) -> bool:
+    leaves = jax.tree_util.tree_leaves((args, kwargs))
+    return any(isinstance(x, jax.core.Tracer) for x in leaves)
+
+
+def float64(fn):
+    """Run `fn` with x64 enabled unless it is being traced (see module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if _is_traced(args, kwargs) or jax.config.jax_enable_x64:
+            return fn(*args, **kwargs)
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def as_float(x):
+    """`x` as a JAX array of the widest float dtype currently enabled."""
+    return jnp.asarray(x, dtype=jnp.result_type(float))

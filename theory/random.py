@@ -1,0 +1,209 @@
+"""A documented family of random joint-Gaussian models, and the CCH-vs-exact audit over it.
+
+Latent factor model (all latents i.i.d. N(0, 1), loadings i.i.d. N(0, 1/r)):
+
+    x1 = g1·A1 z_s + B1 z_1 + τ1 ε1          shared factors z_s (r_s), teacher-specific z_1 (r_1)
+    x2 = g2·A2 z_s + B2 z_2 + τ2 ε2          student-specific z_2 (r_2)
+    y  = α_s·a_sᵀz_s + α_1·a_1ᵀz_1 + α_2·a_2ᵀz_2 + τy ε
+
+Per model, the scales g1, g2, α_s, α_1, α_2 are log-uniform on `strength_range` and the noise
+levels τ1, τ2, τy log-uniform on `noise_range`. Σ = L Lᵀ + diag(τ²) is positive definite by
+construction. Varying how much of y's signal is shared (α_s) against modality-specific (α_1, α_2)
+moves the MI gap I(t; s) − I(s; y) from clearly negative to clearly positive.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from theory._x64 import float64
+from theory.info import scalar_gaussian_mi, teacher_student_moments
+from theory.model import JointGaussian, finite_sample_factor, kd_stats, optimal_teacher
+from theory.risk import lambda_max_from_stats, risk_from_stats
+
+
+def _log_uniform(key, shape, lo_hi):
+    lo, hi = np.log(lo_hi[0]), np.log(lo_hi[1])
+    return jnp.exp(jax.random.uniform(key, shape, minval=lo, maxval=hi))
+
+
+def _random_cov(key, p1, p2, n_shared, n_teacher, n_student, strength_range, noise_range):
+    keys = jax.random.split(key, 9)
+    A1 = jax.random.normal(keys[0], (p1, n_shared)) / np.sqrt(n_shared)
+    A2 = jax.random.normal(keys[1], (p2, n_shared)) / np.sqrt(n_shared)
+    B1 = jax.random.normal(keys[2], (p1, n_teacher)) / np.sqrt(n_teacher)
+    B2 = jax.random.normal(keys[3], (p2, n_student)) / np.sqrt(n_student)
+    a_s = jax.random.normal(keys[4], (n_shared,)) / np.sqrt(n_shared)
+    a_1 = jax.random.normal(keys[5], (n_teacher,)) / np.sqrt(n_teacher)
+    a_2 = jax.random.normal(keys[6], (n_student,)) / np.sqrt(n_student)
+    g1, g2, al_s, al_1, al_2 = _log_uniform(keys[7], (5,), strength_range)
+    tau = _log_uniform(keys[8], (3,), noise_range)
+    z1, z2 = jnp.zeros((p1, n_student)), jnp.zeros((p2, n_teacher))
+    L = jnp.concatenate(
+        [
+            jnp.concatenate([g1 * A1, B1, z1], axis=1),
+            jnp.concatenate([g2 * A2, z2, B2], axis=1),
+            jnp.concatenate([al_s * a_s, al_1 * a_1, al_2 * a_2])[None, :],
+        ],
+        axis=0,
+    )
+    noise = jnp.concatenate([jnp.full(p1, tau[0]), jnp.full(p2, tau[1]), tau[2:3]])
+    return L @ L.T + jnp.diag(noise**2)
+
+
+@float64
+def random_model(
+    key,
+    p1: int,
+    p2: int,
+    *,
+    num: int | None = None,
+    n_shared: int = 2,
+    n_teacher: int = 2,
+    n_student: int = 2,
+    strength_range=(0.1, 3.0),
+    noise_range=(0.2, 2.0),
+) -> JointGaussian:
+    """A random `JointGaussian` from the latent factor family (module docstring).
+
+    With `num`, a batch: `cov` has shape (num, d, d); vmap the theory functions over it.
+    """
+    for name, val in (("n_shared", n_shared), ("n_teacher", n_teacher), ("n_student", n_student)):
+        if int(val) < 1:
+            raise ValueError(f"{name}={val} must be >= 1")
+    for name, (lo, hi) in (("strength_range", strength_range), ("noise_range", noise_range)):
+        if not 0 < lo <= hi:
+            raise ValueError(f"{name}=({lo}, {hi}) must satisfy 0 < low <= high")
+    make = lambda k: _random_cov(
+        k, p1, p2, n_shared, n_teacher, n_student, strength_range, noise_range
+    )
+    if num is None:
+        return JointGaussian(make(key), p1, p2)
+    if int(num) < 1:
+        raise ValueError(f"num={num} must be >= 1")
+    covs = jax.vmap(make)(jax.random.split(key, int(num)))
+    return JointGaussian(covs, p1, p2)
+
+
+class Confusion(NamedTuple):
+    """Counts of CCH's verdict against a ground truth ("KD helps")."""
+
+    cch_and_helps: int
+    cch_and_hurts: int
+    no_cch_and_helps: int
+    no_cch_and_hurts: int
+
+    @classmethod
+    def count(cls, cch, helps) -> Confusion:
+        cch, helps = np.asarray(cch, bool), np.asarray(helps, bool)
+        return cls(
+            int(np.sum(cch & helps)),
+            int(np.sum(cch & ~helps)),
+            int(np.sum(~cch & helps)),
+            int(np.sum(~cch & ~helps)),
+        )
+
+
+class ModelSummary(NamedTuple):
+    """Per-model theory quantities, each of shape (num_models,) (risk_gain: (num_models, n_lam))."""
+
+    mi_teacher_student: np.ndarray
+    mi_student_label: np.ndarray
+    gap: np.ndarray
+    slope: np.ndarray
+    lambda_max: np.ndarray
+    risk_gain: np.ndarray  # R(λ) − R0 at the audit's λ values
+    bounded: np.ndarray
+    aligned: np.ndarray
+
+
+class Audit(NamedTuple):
+    """CCH against the exact small-λ verdict and against R(λ) < R0 at each λ in `lams`."""
+
+    num_models: int
+    p1: int
+    p2: int
+    n: int
+    lams: tuple
+    small_lambda: Confusion
+    at_lambda: tuple  # one Confusion per λ
+    theorem1_violations: int  # bounded ∧ aligned ∧ CCH ∧ ¬(slope < 0): must be 0
+    models: ModelSummary
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (per-model arrays left out)."""
+        return {
+            "num_models": self.num_models,
+            "p1": self.p1,
+            "p2": self.p2,
+            "n": self.n,
+            "teacher": "optimal (w1 = Σ11⁻¹Σ1y)",
+            "small_lambda": self.small_lambda._asdict(),
+            "at_lambda": [
+                {"lam": float(lam), **c._asdict()}
+                for lam, c in zip(self.lams, self.at_lambda, strict=True)
+            ],
+            "theorem1_violations": self.theorem1_violations,
+            "fraction_assumptions_hold": float(np.mean(self.models.bounded & self.models.aligned)),
+        }
+
+
+def _summarise(cov, p1, p2, k, lams):
+    model = JointGaussian.unchecked(cov, p1, p2)
+    w1 = optimal_teacher(model)
+    s = kd_stats(model, w1)
+    var_t, var_s, cov_ts, var_y = teacher_student_moments(model, w1)
+    i_ts = scalar_gaussian_mi(cov_ts, var_t, var_s)
+    i_sy = scalar_gaussian_mi(var_s, var_s, var_y)
+    r0 = s.sigma2 * (1 + k)
+    return ModelSummary(
+        mi_teacher_student=i_ts,
+        mi_student_label=i_sy,
+        gap=i_ts - i_sy,
+        slope=2 * k * (s.c - s.sigma2),
+        lambda_max=lambda_max_from_stats(s, k),
+        risk_gain=risk_from_stats(s, k, lams) - r0,
+        bounded=var_t <= var_y,
+        aligned=cov_ts > 0,
+    )
+
+
+@float64
+def audit(
+    key,
+    *,
+    num_models: int = 10_000,
+    p1: int = 5,
+    p2: int = 5,
+    n: int = 50,
+    lams=(0.2, 0.5, 1.0, 2.0),
+    **family,
+) -> Audit:
+    """Over `num_models` random models (`random_model`, optimal teacher), tabulate CCH's verdict
+    against the exact small-λ verdict (c < σ²) and against R(λ) < R0 at each λ in `lams`.
+    `family` is passed to `random_model`."""
+    k = finite_sample_factor(n, p2)
+    lams_arr = jnp.asarray(lams, dtype=jnp.float64)
+    if lams_arr.ndim != 1 or np.any(np.asarray(lams_arr) < 0):
+        raise ValueError(f"lams={list(lams)} must be a 1-d sequence of values >= 0")
+    models = random_model(key, p1, p2, num=num_models, **family)
+    summ = jax.jit(jax.vmap(lambda c: _summarise(c, p1, p2, k, lams_arr)))(models.cov)
+    summ = ModelSummary(*(np.asarray(x) for x in summ))
+    cch = summ.gap > 0
+    helps = summ.slope < 0
+    violations = int(np.sum(summ.bounded & summ.aligned & cch & ~helps))
+    return Audit(
+        num_models=int(num_models),
+        p1=p1,
+        p2=p2,
+        n=n,
+        lams=tuple(float(x) for x in lams),
+        small_lambda=Confusion.count(cch, helps),
+        at_lambda=tuple(Confusion.count(cch, summ.risk_gain[:, j] < 0) for j in range(len(lams))),
+        theorem1_violations=violations,
+        models=summ,
+    )
