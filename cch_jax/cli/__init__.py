@@ -9,10 +9,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pkgutil
 import sys
 
-# Sub-command modules (cch_jax.cli.<name>), each exposing register(subparsers).
-COMMANDS = ("theory",)
+# Sub-commands are discovered: every module cch_jax.cli.<name> with a `register(subparsers)`.
+_NOT_COMMANDS = {"common"}
+
+
+def command_modules() -> list[str]:
+    import cch_jax.cli as pkg
+
+    names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _NOT_COMMANDS]
+    return sorted(names)
 
 
 class UserError(Exception):
@@ -35,8 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for name in COMMANDS:
-        importlib.import_module(f"cch_jax.cli.{name}").register(sub)
+    for name in command_modules():
+        module = importlib.import_module(f"cch_jax.cli.{name}")
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 
