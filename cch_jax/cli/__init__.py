@@ -13,7 +13,7 @@ import pkgutil
 import sys
 
 # Sub-commands are discovered: every module cch_jax.cli.<name> with a `register(subparsers)`.
-_NOT_COMMANDS = {"common"}
+_NOT_COMMANDS = {"common", "__main__"}
 
 
 def command_modules() -> list[str]:
