@@ -4,6 +4,9 @@ JAX computes in float32 unless x64 is enabled. Flipping the global flag on impor
 engine float64 too (slow on GPU), so each public theory function runs inside `jax.enable_x64(True)`
 instead. Inside a trace (jit/vmap/grad) the caller's precision is kept: switching the flag in the
 middle of a trace is unsafe, and a caller who traces theory code can enable x64 around it.
+
+Outside a trace the results come back as numpy float64 arrays: a JAX float64 array used in
+arithmetic after the x64 scope has closed would be silently truncated to float32.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def _is_traced(args, kwargs) -> bool:
@@ -24,12 +28,16 @@ def float64(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if _is_traced(args, kwargs) or jax.config.jax_enable_x64:
+        if _is_traced(args, kwargs):
             return fn(*args, **kwargs)
         with jax.enable_x64(True):
-            return fn(*args, **kwargs)
+            return jax.tree_util.tree_map(_to_numpy, fn(*args, **kwargs))
 
     return wrapper
+
+
+def _to_numpy(x):
+    return np.asarray(x) if isinstance(x, jax.Array) else x
 
 
 def as_float(x):

@@ -70,8 +70,7 @@ class JointGaussian:
     def __init__(self, cov, p1: int, p2: int):
         c = validate_cov(cov, p1, p2)
         self.p1, self.p2 = int(p1), int(p2)
-        with jax.enable_x64(True):
-            self.cov = jnp.asarray(c, dtype=jnp.float64)
+        self.cov = c  # numpy float64: stays float64 whatever JAX's x64 flag (see theory._x64)
 
     @classmethod
     def unchecked(cls, cov, p1: int, p2: int) -> JointGaussian:
