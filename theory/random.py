@@ -129,6 +129,7 @@ class Audit(NamedTuple):
     p2: int
     n: int
     lams: tuple
+    teacher_noise: float
     small_lambda: Confusion
     at_lambda: tuple  # one Confusion per λ
     theorem1_violations: int  # bounded ∧ aligned ∧ CCH ∧ ¬(slope < 0): must be 0
@@ -141,7 +142,9 @@ class Audit(NamedTuple):
             "p1": self.p1,
             "p2": self.p2,
             "n": self.n,
-            "teacher": "optimal (w1 = Σ11⁻¹Σ1y)",
+            "teacher": "optimal (w1 = Σ11⁻¹Σ1y)"
+            + (f" + noise {self.teacher_noise:g}" if self.teacher_noise else ""),
+            "teacher_noise": self.teacher_noise,
             "small_lambda": self.small_lambda._asdict(),
             "at_lambda": [
                 {"lam": float(lam), **c._asdict()}
@@ -152,9 +155,10 @@ class Audit(NamedTuple):
         }
 
 
-def _summarise(cov, p1, p2, k, lams):
+def _summarise(cov, xi, p1, p2, k, lams, teacher_noise):
     model = JointGaussian.unchecked(cov, p1, p2)
-    w1 = optimal_teacher(model)
+    w_opt = optimal_teacher(model)
+    w1 = w_opt + teacher_noise * jnp.linalg.norm(w_opt) / np.sqrt(p1) * xi
     s = kd_stats(model, w1)
     var_t, var_s, cov_ts, var_y = teacher_student_moments(model, w1)
     i_ts = scalar_gaussian_mi(cov_ts, var_t, var_s)
@@ -181,17 +185,26 @@ def audit(
     p2: int = 5,
     n: int = 50,
     lams=(0.2, 0.5, 1.0, 2.0),
+    teacher_noise: float = 0.0,
     **family,
 ) -> Audit:
-    """Over `num_models` random models (`random_model`, optimal teacher), tabulate CCH's verdict
-    against the exact small-λ verdict (c < σ²) and against R(λ) < R0 at each λ in `lams`.
+    """Over `num_models` random models (`random_model`), tabulate CCH's verdict against the exact
+    small-λ verdict (c < σ²) and against R(λ) < R0 at each λ in `lams`.
+
+    The teacher is the optimal one, w1 = Σ11⁻¹Σ1y, perturbed when `teacher_noise` > 0:
+    w1 + teacher_noise·‖w1‖/√p1·ξ, ξ ~ N(0, I) (an imperfectly trained teacher).
     `family` is passed to `random_model`."""
     k = finite_sample_factor(n, p2)
     lams_arr = jnp.asarray(lams, dtype=jnp.float64)
     if lams_arr.ndim != 1 or np.any(np.asarray(lams_arr) < 0):
         raise ValueError(f"lams={list(lams)} must be a 1-d sequence of values >= 0")
-    models = random_model(key, p1, p2, num=num_models, **family)
-    summ = jax.jit(jax.vmap(lambda c: _summarise(c, p1, p2, k, lams_arr)))(models.cov)
+    if not float(teacher_noise) >= 0:
+        raise ValueError(f"teacher_noise={teacher_noise} must be >= 0")
+    key_model, key_teacher = jax.random.split(key)
+    models = random_model(key_model, p1, p2, num=num_models, **family)
+    xi = jax.random.normal(key_teacher, (int(num_models), p1))
+    summarise = lambda c, x: _summarise(c, x, p1, p2, k, lams_arr, float(teacher_noise))
+    summ = jax.jit(jax.vmap(summarise))(models.cov, xi)
     summ = ModelSummary(*(np.asarray(x) for x in summ))
     cch = summ.gap > 0
     helps = summ.slope < 0
@@ -202,6 +215,7 @@ def audit(
         p2=p2,
         n=n,
         lams=tuple(float(x) for x in lams),
+        teacher_noise=float(teacher_noise),
         small_lambda=Confusion.count(cch, helps),
         at_lambda=tuple(Confusion.count(cch, summ.risk_gain[:, j] < 0) for j in range(len(lams))),
         theorem1_violations=violations,
