@@ -5,7 +5,7 @@ All public functions compute in float64 (scoped: see `theory._x64`) and are jit/
 
 from theory.info import mi_blocks, mi_student_label, mi_teacher_student
 from theory.model import JointGaussian, KDStats, kd_stats, optimal_teacher
-from theory.random import Audit, Confusion, audit, random_model
+from theory.random import Audit, Confusion, audit, factor_model, random_model
 from theory.risk import (
     asymptotic_risk,
     baseline_risk,
@@ -28,6 +28,7 @@ __all__ = [
     "baseline_risk",
     "cch_holds",
     "expected_risk",
+    "factor_model",
     "helpful_lambda_max",
     "kd_helps_small_lambda",
     "kd_stats",

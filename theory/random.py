@@ -221,3 +221,46 @@ def audit(
         theorem1_violations=violations,
         models=summ,
     )
+
+
+def factor_model(
+    p1: int,
+    p2: int,
+    *,
+    teacher_noise: float,
+    student_noise: float = 1.0,
+    label_noise: float = 1.5,
+    teacher_specific: float = 0.5,
+    student_specific: float = 0.2,
+    rank: int = 5,
+    seed: int = 0,
+) -> JointGaussian:
+    """A one-parameter-at-a-time latent factor model (used by `theorem1_curves`).
+
+    Latents z (shared), u1 (teacher-specific), u2 (student-specific), each N(0, I_rank):
+
+        x1 = A1 z + B1 u1 + τ1 ε1,   x2 = A2 z + B2 u2 + τ2 ε2,
+        y  = aᵀz + β1·a1ᵀu1 + β2·a2ᵀu2 + τy ε,
+
+    loadings A·, B· i.i.d. N(0, 1/rank) and unit vectors a, a1, a2 drawn from `seed`;
+    τ1 = teacher_noise, τ2 = student_noise, τy = label_noise, β1 = teacher_specific,
+    β2 = student_specific. Raising τ1 blurs the teacher's view of the shared factor z and moves
+    the MI gap I(t; s) − I(s; y) from positive to negative; the label noise τy is what a good
+    teacher can average out for the student.
+    """
+    for name, val in (("teacher_noise", teacher_noise), ("student_noise", student_noise),
+                      ("label_noise", label_noise)):  # fmt: skip
+        if not val > 0:
+            raise ValueError(f"{name}={val} must be > 0 (keeps Σ positive definite)")
+    rng = np.random.default_rng(seed)
+    r = int(rank)
+    load = lambda p: rng.normal(size=(p, r)) / np.sqrt(r)
+    unit = lambda: (lambda v: v / np.linalg.norm(v))(rng.normal(size=r))
+    A1, A2, B1, B2 = load(p1), load(p2), load(p1), load(p2)
+    a, a1, a2 = unit(), unit(), unit()
+    L = np.zeros((p1 + p2 + 1, 3 * r))
+    L[:p1, :r], L[:p1, r : 2 * r] = A1, B1
+    L[p1 : p1 + p2, :r], L[p1 : p1 + p2, 2 * r :] = A2, B2
+    L[-1] = np.concatenate([a, teacher_specific * a1, student_specific * a2])
+    noise = np.concatenate([np.full(p1, teacher_noise), np.full(p2, student_noise), [label_noise]])
+    return JointGaussian(L @ L.T + np.diag(noise**2), p1, p2)
