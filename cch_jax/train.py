@@ -393,6 +393,7 @@ def _make_array_train(config: TrainConfig, template: ArrayData):
     student = _student(config, template)
 
     def train(data, key, lam, temperature, learning_rate) -> TrainResult:
+        data = ArrayData(*(jnp.asarray(a) for a in data))  # numpy arrays cannot be traced-indexed
         if config.task == "classification":
             test_metric = lambda p: accuracy(student.apply(p, data.x_test), data.y_test)
         else:
