@@ -82,11 +82,11 @@ def _split_groups(key, n: int, m: int, labels: np.ndarray | None) -> np.ndarray:
     return groups
 
 
-def _knn_estimate(xs, ys, *, key, estimator, k, subsets, tile, labels_vec):
+def _knn_estimate(xs, ys, *, key, estimator, k, subsets, tile, strata):
     fn = _knn.ksg if estimator == "ksg" else _knn.mixed
     full, zero = fn(xs, ys, k=k, standardize=False, tile=tile)
     n = xs.shape[0]
-    groups = _split_groups(key, n, subsets, labels_vec)
+    groups = _split_groups(key, n, subsets, strata)
     sub, _ = fn(xs, ys, k=k, standardize=False, tile=tile, groups=groups)
     sizes = np.bincount(groups, minlength=subsets)
     se = float(np.std(sub, ddof=1) * math.sqrt(sizes.mean() / n))
@@ -103,7 +103,7 @@ def _knn_estimate(xs, ys, *, key, estimator, k, subsets, tile, labels_vec):
     }
 
 
-def _point(x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, options):
+def _point(x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, options, strata=None):
     """Estimator-specific value, stderr and details; x, y already validated."""
     if estimator == "gaussian":
         yy = _gaussian.one_hot(y) if y_labels else y
@@ -121,7 +121,7 @@ def _point(x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, opt
             k=k,
             subsets=subsets,
             tile=tile,
-            labels_vec=y if y_labels else None,
+            strata=strata if strata is not None else (y if y_labels else None),
         )
     if estimator in NEURAL:
         from cch_jax.mi.neural import neural_mi
@@ -147,6 +147,7 @@ def estimate(
     tile: int = 128,
     null: int = 0,
     labels: bool | None = None,
+    strata=None,
     **options,
 ) -> MIEstimate:
     """Estimate I(x; y) in nats with a standard error and a 95 % interval.
@@ -155,6 +156,9 @@ def estimate(
     dtype, or forced with `labels=`). `key`: a jax.random key (subset splits, critic seeds).
     estimator: one of ESTIMATORS. k: neighbours (ksg, mixed, latent). subsets: disjoint subsets for
     the kNN stderr. null: number of permutations for a permutation null in details["null"] (0: none).
+    strata: optional labels (n,) to stratify the kNN subsets by; two estimates made with the same
+    key, n, subsets and strata use the same partition, so their subset estimates are paired (used by
+    `cch check` for the stderr of a difference of two MIs).
     options: estimator-specific settings (neural: seeds, steps, batch, lr, hidden, layers, embed,
     critic; latent: latent_dim, seeds, steps, batch, lr, hidden, cross_weight; gaussian:
     bias_correct).
@@ -177,6 +181,7 @@ def estimate(
         tile=tile,
         standardize=standardize,
         options=options,
+        strata=None if strata is None else np.asarray(strata).reshape(-1),
     )
     value, se, dof = out.pop("value"), out.pop("stderr"), out.pop("dof")
     lo, hi = _interval(value, se, dof)

@@ -92,28 +92,41 @@ def infonce_bound(s):
 BOUNDS = {"mine": dv_bound, "nwj": nwj_bound, "infonce": infonce_bound}
 
 
-@functools.partial(
-    jax.jit,
-    static_argnames=("estimator", "hidden", "layers", "embed", "kind", "steps", "batch", "ema"),
-)
+_ORDER = ("infonce", "nwj", "mine")  # a traced index selects the bound: one compile for all three
+
+
+@functools.partial(jax.jit, static_argnames=("hidden", "layers", "embed", "kind", "steps", "batch"))
 def _fit_and_eval(
-    keys, xtr, ytr, xev, yev, lr, *, estimator, hidden, layers, embed, kind, steps, batch, ema
+    keys, xtr, ytr, xev, yev, lr, ema, which, *, hidden, layers, embed, kind, steps, batch
 ):
-    """Train len(keys) critics (vmap) and return the held-out bound per seed and block (S, nb)."""
+    """Train len(keys) critics (vmap) and return the held-out bound per seed and block (S, nb).
+
+    `which` indexes _ORDER (traced, so MINE, InfoNCE and NWJ share one compiled program).
+    """
     critic = Critic(hidden=hidden, layers=layers, embed=embed, kind=kind)
     opt = optax.adam(lr)
-    bound = BOUNDS[estimator]
     ntr = xtr.shape[0]
 
-    def loss_fn(params, xb, yb, log_ema):
-        s = critic.apply(params, xb, yb)
-        if estimator != "mine":
-            return -bound(s), log_ema
+    def bound(s):
+        return jax.lax.switch(which, [infonce_bound, nwj_bound, dv_bound], s)
+
+    def mine_surrogate(s, log_ema):
         lme = _offdiag_logmeanexp(s)
         new = jax.lax.stop_gradient(jnp.logaddexp(jnp.log1p(-ema) + log_ema, jnp.log(ema) + lme))
         # gradient: ∇ mean exp S / EMA(mean exp S)  (Belghazi et al. 2018, §3.2)
         loss = -(jnp.mean(jnp.diag(s)) - jax.lax.stop_gradient(jnp.exp(lme - new)) * lme)
         return loss, new
+
+    def loss_fn(params, xb, yb, log_ema):
+        s = critic.apply(params, xb, yb)
+        return jax.lax.switch(
+            which,
+            [
+                lambda: (-infonce_bound(s), log_ema),
+                lambda: (-nwj_bound(s), log_ema),
+                lambda: mine_surrogate(s, log_ema),
+            ],
+        )
 
     def train_one(key):
         k_init, k_loop = jax.random.split(key)
@@ -179,14 +192,14 @@ def neural_mi(
         jnp.asarray(xs[ev], dt),
         jnp.asarray(ys[ev], dt),
         lr,
-        estimator=estimator,
+        ema,
+        _ORDER.index(estimator),
         hidden=hidden,
         layers=layers,
         embed=embed,
         kind=critic,
         steps=steps,
         batch=batch,
-        ema=ema,
     )
     vals = np.asarray(vals, np.float64)  # (seeds, blocks)
     per_seed = vals.mean(axis=1)
