@@ -23,6 +23,7 @@ Swept values are traced, never static: λ, T, lr and the seed are arrays fed to 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -105,7 +106,22 @@ def grid_runs(lams, temperatures, learning_rates, seeds) -> dict:
 
 
 def make_chunk_fn(config: TrainConfig, data=None):
-    """jit(vmap(train)) over a chunk of runs: (data, seeds, lams, temps, lrs) -> TrainResult."""
+    """jit(vmap(train)) over a chunk of runs: (data, seeds, lams, temps, lrs) -> TrainResult.
+
+    Without fixed data the jitted function is cached per config object (configs are frozen), so
+    scans of the same config and chunk shape — a resumed scan, a process's share — reuse it.
+    """
+    if data is None:
+        return _cached_chunk_fn(config)
+    return _chunk_fn(config, data)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_chunk_fn(config: TrainConfig):
+    return _chunk_fn(config, None)
+
+
+def _chunk_fn(config: TrainConfig, data):
     train = make_train_with_data(config, data)
 
     def run_chunk(data, seeds, lams, temperatures, learning_rates) -> TrainResult:
@@ -115,6 +131,19 @@ def make_chunk_fn(config: TrainConfig, data=None):
         )
 
     return jax.jit(run_chunk)
+
+
+def shardings(devices: Sequence) -> tuple:
+    """(run-axis sharding, replicated sharding) over a 1-d Mesh ("runs",) of `devices`.
+
+    The chunk's runs are split evenly across the devices (the chunk is padded to a multiple of
+    their number); fixed data are replicated. With one device both are that device.
+    """
+    if len(devices) == 1:
+        single = jax.sharding.SingleDeviceSharding(devices[0])
+        return single, single
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    return NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
 
 
 def _fingerprint(config: TrainConfig, data, grid: dict, chunk_size: int, keep_params: bool) -> str:
@@ -274,14 +303,12 @@ def run_scan(
             save_json(manifest, meta)
 
     devices = list(jax.local_devices() if devices is None else devices)
+    meta["run_axis_devices"] = len(devices)
     padded = len(devices) * math.ceil(chunk / len(devices))
-    run_sharding = data_sharding = None
-    if len(devices) > 1:
-        mesh = Mesh(np.asarray(devices), ("runs",))
-        run_sharding, data_sharding = NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
+    run_sharding, data_sharding = shardings(devices)
     dtype = jnp.result_type(float)
     if data is not None:
-        data = jax.device_put(data, data_sharding) if data_sharding else jax.device_put(data)
+        data = jax.device_put(data, data_sharding)
 
     if progress is None:
         progress = sys.stderr.isatty()
@@ -300,8 +327,7 @@ def run_scan(
             _pad(grid["seed"][lo:hi].astype(np.int32), padded),
             *(_pad(grid[a][lo:hi].astype(dtype), padded) for a in GRID_AXES[:3]),
         ]
-        if run_sharding is not None:
-            inputs = [jax.device_put(x, run_sharding) for x in inputs]
+        inputs = [jax.device_put(x, run_sharding) for x in inputs]
         res = jax.device_get(chunk_fn(data, *inputs))
         res = jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], res)
         if not keep_params:
