@@ -117,6 +117,8 @@ class ModelSummary(NamedTuple):
     slope: np.ndarray
     lambda_max: np.ndarray
     risk_gain: np.ndarray  # R(λ) − R0 at the audit's λ values
+    baseline: np.ndarray  # R0
+    teacher: np.ndarray  # w1, (num_models, p1)
     bounded: np.ndarray
     aligned: np.ndarray
 
@@ -171,6 +173,8 @@ def _summarise(cov, xi, p1, p2, k, lams, teacher_noise):
         slope=2 * k * (s.c - s.sigma2),
         lambda_max=lambda_max_from_stats(s, k),
         risk_gain=risk_from_stats(s, k, lams) - r0,
+        baseline=r0,
+        teacher=w1,
         bounded=var_t <= var_y,
         aligned=cov_ts > 0,
     )
