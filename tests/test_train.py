@@ -40,10 +40,15 @@ def trained(source):
 
 def test_students_reach_their_closed_form_weights(source, trained):
     # Each student minimised its own training set's loss: ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1+λ).
-    keys = jax.vmap(jax.random.key)(jnp.arange(N_SEEDS))
-    sets = jax.vmap(lambda k: gaussian_training_set(source, k))(keys)
+    @jax.jit
+    def closed_form(lam):
+        sets = jax.vmap(lambda s: gaussian_training_set(source, jax.random.key(s)))(
+            jnp.arange(N_SEEDS)
+        )
+        return jax.vmap(lambda x2, y, t: closed_form_weights(x2, y, t, lam))(*sets)
+
     for i, lam in enumerate(LAMS):
-        w_hat = jax.vmap(lambda x2, y, t, lam=lam: closed_form_weights(x2, y, t, lam))(*sets)
+        w_hat = closed_form(lam)
         w = jax.vmap(linear_weights)(jax.tree.map(lambda p, i=i: p[i], trained.params))
         rel = np.linalg.norm(w - w_hat, axis=1) / np.linalg.norm(w_hat, axis=1)
         assert rel.max() < 1e-4, (lam, rel.max())

@@ -1,0 +1,168 @@
+"""`cch verify` and `cch scan`: agreement and disagreement verdicts, files, one-line errors."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import theory
+from cch_jax.cli import main
+from cch_jax.results import load_scan
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, command, *fragments):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"cch {command}: error:"), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("model")
+    model = theory.random_model(jax.random.key(0), 2, 3)
+    np.save(d / "cov.npy", np.asarray(model.cov))
+    np.save(d / "w1_bad.npy", np.ones(3))
+    np.save(d / "rect.npy", np.ones((3, 4)))
+    not_pd = np.asarray(model.cov).copy()
+    not_pd[0, 0] = -1.0
+    np.save(d / "not_pd.npy", not_pd)
+    return d, model
+
+
+def test_verify_agrees_with_the_theory(capsys):
+    code, out, _ = run_cli(
+        capsys, "verify", "--example", "--lam", "0", "1", "--seeds", "500", "--steps", "1000",
+        "--json",
+    )  # fmt: skip
+    r = json.loads(out)
+    assert code == 0 and r["verdict"] == "agrees" and r["agrees"] and r["converged"]
+    assert [x["lam"] for x in r["results"]] == [0.0, 1.0]
+    model, n = theory.random_model(jax.random.key(0), 4, 4), 40
+    expected = theory.expected_risk(model, theory.optimal_teacher(model), np.array([0.0, 1.0]), n)
+    for x, e in zip(r["results"], np.asarray(expected), strict=True):
+        assert x["theory"] == pytest.approx(float(e), rel=1e-12)
+        assert x["z"] == pytest.approx((x["mean"] - x["theory"]) / x["sem"], rel=1e-12)
+        assert abs(x["z"]) < 4 and x["students"] == 500 and x["diverged"] == 0
+    assert r["seeds"] == 500 and r["steps"] == 1000 and r["n"] == 40
+
+
+def test_verify_reports_disagreement_of_untrained_students(capsys, model_files):
+    d, _ = model_files
+    code, out, _ = run_cli(
+        capsys, "verify", "--cov", str(d / "cov.npy"), "--p1", "2", "--n", "12",
+        "--lam", "0.5", "--seeds", "50", "--steps", "3",
+    )  # fmt: skip
+    assert code == 1
+    assert "verdict: disagrees" in out and "WARNING" in out and "raise --steps" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--example", "--lam", "-1"], ["--lam=-1.0", ">= 0"]),
+        (["--example", "--seeds", "0"], ["--seeds=0", ">= 2"]),
+        (["--example", "--steps", "0"], ["--steps=0", ">= 1"]),
+        (["--example", "--lr", "0"], ["--lr=0.0", "> 0"]),
+        (["--example", "--n", "5"], ["--n=5", "must exceed p2+1=5"]),
+        (["--cov", "COV", "--p1", "2", "--n", "4"], ["--n=4", "p2+1=4"]),
+        (["--cov", "COV", "--p1", "2", "--n", "20", "--w1", "W1BAD"], ["--w1", "(3,)", "(2,)"]),
+        (["--cov", "RECT", "--p1", "1", "--n", "20"], ["--cov", "(3, 4)", "square"]),
+        (["--cov", "NOTPD", "--p1", "2", "--n", "20"], ["--cov", "positive definite"]),
+        (["--cov", "COV", "--p1", "9", "--n", "20"], ["--p1=9", "p2"]),
+        (["--p1", "2", "--n", "20"], ["--cov", "required"]),
+        (["--cov", "missing.npy", "--p1", "2", "--n", "20"], ["--cov", "does not exist"]),
+    ],
+)
+def test_verify_bad_input_is_one_line_exit_2(capsys, model_files, args, fragments):
+    d, _ = model_files
+    files = {"COV": "cov.npy", "W1BAD": "w1_bad.npy", "RECT": "rect.npy", "NOTPD": "not_pd.npy"}
+    args = [str(d / files[a]) if a in files else a for a in args]
+    code, _, err = run_cli(capsys, "verify", *args)
+    assert_one_line_error(code, err, "verify", *fragments)
+
+
+TOML = """
+[train]
+steps = 20
+eval_every = 10
+
+[data]
+kind = "gaussian"
+cov = "cov.npy"
+p1 = 2
+n = 12
+
+[grid]
+lam = [0.0, 1.0]
+learning_rate = [0.05]
+seeds = 3
+"""
+
+
+def test_scan_from_toml_saves_results(capsys, model_files, tmp_path):
+    d, _ = model_files
+    cfg = d / "scan.toml"
+    cfg.write_text(TOML)
+    out = tmp_path / "out"
+    code, stdout, _ = run_cli(capsys, "scan", "--config", str(cfg), "--out", str(out))
+    assert code == 0 and "diverged: 0" in stdout
+    result, meta = load_scan(out / "results.npz")
+    assert result.metrics.test.shape == (2, 1, 1, 3, 2)
+    assert meta["config"]["data"]["n"] == 12 and meta["seeds"] == [0, 1, 2]
+    assert set(meta["versions"]) >= {"jax", "flax", "optax", "numpy"}
+
+
+def test_scan_from_json_with_fixed_arrays(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 40)
+    x = rng.normal(size=(40, 5)) + 2 * np.eye(3, 5)[y]
+    np.savez(
+        tmp_path / "arrays.npz", x_train=x[:30], y_train=y[:30], teacher_train=4 * np.eye(3)[y[:30]],
+        x_test=x[30:], y_test=y[30:],
+    )  # fmt: skip
+    cfg = {
+        "train": {"task": "classification", "model": "linear", "steps": 30, "eval_every": 10},
+        "data": {"kind": "arrays", "path": "arrays.npz"},
+        "grid": {"lam": [0.0, 0.5], "temperature": [2.0], "learning_rate": [0.1], "seeds": [7]},
+    }
+    (tmp_path / "scan.json").write_text(json.dumps(cfg))
+    code, stdout, _ = run_cli(
+        capsys, "scan", "--config", str(tmp_path / "scan.json"), "--out", str(tmp_path / "o"),
+        "--json",
+    )  # fmt: skip
+    r = json.loads(stdout)
+    assert code == 0 and r["n_diverged"] == 0
+    assert r["shape"] == {"lam": 2, "temperature": 1, "learning_rate": 1, "seed": 1, "step": 3}
+    acc = np.asarray(r["final_test_mean"], dtype=float)
+    assert np.all((acc > 1 / 3) & (acc <= 1))  # above chance on separable blobs
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        (("temperature = [1.0]", "temperature = [0.0]"), ["temperature=0.0", "> 0"]),
+        (("lam = [0.0, 1.0]", "lam = [0.0, -2.0]"), ["lam=-2.0", ">= 0"]),
+        (("seeds = 3", "seeds = 0"), ["grid.seeds=0", ">= 1"]),
+        (("n = 12", "n = 4"), ["data.n=4", "p2+1=4"]),
+        (("steps = 20", "stpes = 20"), ["unknown key", "stpes"]),
+        (("eval_every = 10", "eval_every = 7"), ["eval_every=7", "divide steps=20"]),
+        (('kind = "gaussian"', 'kind = "zarr"'), ["data.kind='zarr'"]),
+        (("[grid]", "[grid"), ["cannot parse"]),
+    ],
+)
+def test_scan_bad_config_is_one_line_exit_2(capsys, model_files, tmp_path, edit, fragments):
+    d, _ = model_files
+    text = TOML.replace("seeds = 3", "seeds = 3\ntemperature = [1.0]").replace(*edit)
+    cfg = d / f"bad_{abs(hash(edit))}.toml"
+    cfg.write_text(text)
+    code, _, err = run_cli(capsys, "scan", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "scan", *fragments)
