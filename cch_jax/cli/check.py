@@ -171,10 +171,6 @@ def run(args) -> int:
 
 def _estimate(estimate, a, b, names, key, estimator, strata, labels, common):
     """estimate() with error messages that name the CLI arguments instead of x / y."""
-    from cch_jax.mi.validate import validate
-
-    validate(
-        a, b, estimator=estimator, k=common["k"], subsets=common["subsets"], labels=labels,
-        names=names,
-    )  # fmt: skip
-    return estimate(a, b, key=key, estimator=estimator, strata=strata, labels=labels, **common)
+    return estimate(
+        a, b, key=key, estimator=estimator, strata=strata, labels=labels, names=names, **common
+    )

@@ -87,6 +87,7 @@ def run(args) -> int:
         subsets=args.subsets,
         null=args.null,
         labels=labels,
+        names=("X", "Y"),
         **estimator_options(args),
     )
     if args.json:

@@ -148,6 +148,7 @@ def estimate(
     null: int = 0,
     labels: bool | None = None,
     strata=None,
+    names: tuple[str, str] = ("x", "y"),
     **options,
 ) -> MIEstimate:
     """Estimate I(x; y) in nats with a standard error and a 95 % interval.
@@ -158,7 +159,7 @@ def estimate(
     the kNN stderr. null: number of permutations for a permutation null in details["null"] (0: none).
     strata: optional labels (n,) to stratify the kNN subsets by; two estimates made with the same
     key, n, subsets and strata use the same partition, so their subset estimates are paired (used by
-    `cch check` for the stderr of a difference of two MIs).
+    `cch check` for the stderr of a difference of two MIs). names: how error messages call x, y.
     options: estimator-specific settings (neural: seeds, steps, batch, lr, hidden, layers, embed,
     critic; latent: latent_dim, seeds, steps, batch, lr, hidden, cross_weight; gaussian:
     bias_correct).
@@ -167,7 +168,9 @@ def estimate(
         raise ValueError(f"estimator={estimator!r} must be one of {', '.join(ESTIMATORS)}")
     if not isinstance(null, int | np.integer) or null < 0:
         raise ValueError(f"null={null!r} must be a non-negative integer (number of permutations)")
-    xa, ya, y_labels = validate(x, y, estimator=estimator, k=k, subsets=subsets, labels=labels)
+    xa, ya, y_labels = validate(
+        x, y, estimator=estimator, k=k, subsets=subsets, labels=labels, names=names
+    )
     k_est, k_null = jax.random.split(key)
     t0 = time.perf_counter()
     out = _point(

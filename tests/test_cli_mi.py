@@ -1,0 +1,145 @@
+"""`cch mi` and `cch check`: JSON shape, verdicts, readable output, one-line errors with exit 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cch_jax.cli import main
+from cch_jax.mi.reference import ksg_reference
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 600
+    x = rng.standard_normal((n, 2))
+    y = 0.7 * x + 0.7 * rng.standard_normal((n, 2))
+    lab = rng.integers(0, 3, n)
+    h2 = rng.standard_normal((n, 2)) + lab[:, None]
+    h1 = h2 + 0.3 * rng.standard_normal((n, 2))  # teacher ≈ student: large I(H1; H2)
+    far = rng.standard_normal((n, 2))  # teacher independent of the student
+    paths = {}
+    for name, a in dict(x=x, y=y, lab=lab, h1=h1, h2=h2, far=far).items():
+        paths[name] = str(tmp_path / f"{name}.npy")
+        np.save(paths[name], a)
+    np.savez(tmp_path / "xy.npz", a=x, b=y)
+    paths["npz"] = str(tmp_path / "xy.npz")
+    np.savetxt(tmp_path / "lab.csv", lab, fmt="%d", delimiter=",")
+    paths["labcsv"] = str(tmp_path / "lab.csv")
+    bad = x.copy()
+    bad[5, 1] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    paths["nan"] = str(tmp_path / "nan.npy")
+    np.save(tmp_path / "short.npy", y[:-1])
+    paths["short"] = str(tmp_path / "short.npy")
+    np.save(tmp_path / "const.npy", np.c_[x, np.ones(n)])
+    paths["const"] = str(tmp_path / "const.npy")
+    np.save(tmp_path / "one.npy", np.zeros(n, int))
+    paths["one"] = str(tmp_path / "one.npy")
+    np.save(tmp_path / "tiny.npy", x[:12])
+    paths["tiny"] = str(tmp_path / "tiny.npy")
+    paths["_x"], paths["_y"] = x, y
+    return paths
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_mi_json(files, capsys):
+    out = _json(capsys, ["mi", files["x"], files["y"], "--estimator", "ksg", "--k", "4", "--json"])
+    assert set(out) == {"estimator", "mi", "stderr", "ci", "n"}
+    assert out["n"] == 600 and out["estimator"] == "ksg"
+    # float32 CLI vs float64 reference: same neighbours, rounding-level difference
+    assert out["mi"] == pytest.approx(ksg_reference(files["_x"], files["_y"], k=4), abs=1e-4)
+    assert out["ci"][0] < out["mi"] < out["ci"][1]
+
+
+def test_mi_npz_key_and_readable(files, capsys):
+    assert main(["mi", files["npz"], files["npz"], "--key", "a", "--y-key", "b"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("I(X; Y) = ") and "95% CI" in text and "nats" in text
+
+
+def test_mi_mixed_with_csv_labels_and_null(files, capsys):
+    out = _json(
+        capsys,
+        ["mi", files["h2"], files["labcsv"], "--estimator", "mixed", "--null", "3", "--json"],
+    )
+    assert out["estimator"] == "mixed" and out["mi"] > 0.3
+    assert out["null"]["num"] == 3
+
+
+def test_check_holds(files, capsys):
+    out = _json(
+        capsys,
+        [
+            "check",
+            "--teacher",
+            files["h1"],
+            "--student",
+            files["h2"],
+            "--labels",
+            files["lab"],
+            "--json",
+        ],
+    )
+    assert set(out) >= {"mi_teacher_student", "mi_student_label", "gap", "gap_ci", "verdict"}
+    assert out["mi_student_label"]["estimator"] == "mixed"
+    assert out["gap"] == pytest.approx(
+        out["mi_teacher_student"]["mi"] - out["mi_student_label"]["mi"]
+    )
+    assert out["gap_ci"][0] > 0 and out["verdict"] == "cch-holds"
+
+
+def test_check_fails_and_readable(files, capsys):
+    argv = [
+        "check",
+        "--teacher",
+        files["far"],
+        "--student",
+        files["h2"],
+        "--labels",
+        files["labcsv"],
+    ]
+    out = _json(capsys, argv + ["--json"])
+    assert out["verdict"] == "cch-fails" and out["gap_ci"][1] < 0
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "verdict: cch-fails" in text
+    assert "does not mean KD will hurt" in text.replace("\n", " ")
+
+
+def test_verdict_rule():
+    from cch_jax.cli.check import verdict_of
+
+    assert verdict_of((0.1, 0.3)) == "cch-holds"
+    assert verdict_of((-0.3, -0.1)) == "cch-fails"
+    assert verdict_of((-0.1, 0.2)) == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["mi", "{x}", "{short}"], "600 rows but Y has 599"),
+        (["mi", "{nan}", "{y}"], "NaN or inf"),
+        (["mi", "{const}", "{y}"], "column 2 is constant"),
+        (["mi", "{tiny}", "{tiny}"], "fewer than 40"),
+        (["mi", "{x}", "{missing}"], "does not exist"),
+        (["check", "--teacher", "{h1}", "--student", "{h2}", "--labels", "{one}"], "single class"),
+        (["check", "--teacher", "{h1}", "--student", "{short}", "--labels", "{lab}"], "rows"),
+        (
+            ["check", "--teacher", "{nan}", "--student", "{h2}", "--labels", "{lab}"],
+            "--teacher: 1 row",
+        ),
+    ],
+)
+def test_bad_input_one_line_exit_2(files, capsys, argv, needle):
+    files = {**files, "missing": files["x"] + ".nope"}
+    argv = [a.format(**{k: v for k, v in files.items() if not k.startswith("_")}) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert needle in err
