@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cch theory --example
+	$(BIN)/cch reproduce synthetic --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

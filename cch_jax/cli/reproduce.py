@@ -1,0 +1,72 @@
+"""`cch reproduce NAME [--quick] [--out DIR]` and `cch plot RESULTS_DIR`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import experiments
+from cch_jax.cli import UserError
+
+
+def register(sub) -> None:
+    names = ", ".join([*experiments.GROUPS, *experiments.EXPERIMENTS])
+    p = sub.add_parser(
+        "reproduce",
+        help="run a reproduction of the paper's experiments (figures + results)",
+        description=f"Run an experiment or a group of them: {names}.",
+    )
+    p.add_argument("name", help=f"one of: {names}")
+    p.add_argument("--quick", action="store_true", help="small sizes (CPU, minutes)")
+    p.add_argument("--out", help="results directory (default results/ or results/quick/)")
+    p.add_argument(
+        "--figures", help="figures directory (default figures/, or figures/quick/ with --quick)"
+    )
+    p.set_defaults(func=run_reproduce)
+
+    q = sub.add_parser(
+        "plot",
+        help="redraw figures from saved results, without recomputing",
+        description="RESULTS_DIR: one experiment's folder (holding results.json) or a parent.",
+    )
+    q.add_argument("results_dir")
+    q.add_argument("--figures", help="figures directory (default figures/)")
+    q.set_defaults(func=run_plot)
+
+
+def run_reproduce(args) -> int:
+    names = experiments.expand(args.name)
+    for name in names:
+        experiments.load(name)  # unknown names fail before any work
+    for name in names:
+        start = time.perf_counter()
+        print(f"== {name} ==", flush=True)
+        experiments.load(name).main(quick=args.quick, out=args.out, figures=args.figures)
+        print(f"== {name}: done in {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+def run_plot(args) -> int:
+    import json
+
+    root = Path(args.results_dir)
+    if not root.is_dir():
+        raise UserError(f"results_dir={args.results_dir!r} is not a directory")
+    folders = [root] if (root / "results.json").is_file() else sorted(root.glob("*/"))
+    done = 0
+    for folder in folders:
+        sidecar = folder / "results.json"
+        if not sidecar.is_file():
+            continue
+        name = json.loads(sidecar.read_text()).get("experiment")
+        if name not in experiments.EXPERIMENTS:
+            continue
+        quick = "quick" in folder.parts
+        from experiments._common import figures_dir
+
+        for path in experiments.load(name).plot(folder, figures_dir(args.figures, quick)):
+            print(path)
+        done += 1
+    if not done:
+        raise UserError(f"no experiment results (results.json) found under {args.results_dir!r}")
+    return 0
