@@ -23,7 +23,6 @@ Swept values are traced, never static: λ, T, lr and the seed are arrays fed to 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -108,17 +107,27 @@ def grid_runs(lams, temperatures, learning_rates, seeds) -> dict:
 def make_chunk_fn(config: TrainConfig, data=None):
     """jit(vmap(train)) over a chunk of runs: (data, seeds, lams, temps, lrs) -> TrainResult.
 
-    Without fixed data the jitted function is cached per config object (configs are frozen), so
-    scans of the same config and chunk shape — a resumed scan, a process's share — reuse it.
+    Without fixed data the jitted function is cached per config content, so scans of the same
+    config and chunk shape (a resumed scan, a process's share, a rerun) reuse the compiled program.
     """
-    if data is None:
-        return _cached_chunk_fn(config)
-    return _chunk_fn(config, data)
+    if data is not None:
+        return _chunk_fn(config, data)
+    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    if key not in _CHUNK_FNS:
+        while len(_CHUNK_FNS) >= 16:  # bounded: drop the oldest
+            _CHUNK_FNS.pop(next(iter(_CHUNK_FNS)))
+        _CHUNK_FNS[key] = _chunk_fn(config, None)
+    return _CHUNK_FNS[key]
 
 
-@functools.lru_cache(maxsize=16)
-def _cached_chunk_fn(config: TrainConfig):
-    return _chunk_fn(config, None)
+# Compiled chunk functions by config content (the config's JSON description, which for data-free
+# configs determines the program). jax.jit caches the compiled program per input shape.
+_CHUNK_FNS: dict = {}
+
+
+def clear_cache() -> None:
+    """Forget the cached chunk functions (the next scan traces and compiles afresh)."""
+    _CHUNK_FNS.clear()
 
 
 def _chunk_fn(config: TrainConfig, data):

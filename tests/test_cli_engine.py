@@ -55,14 +55,31 @@ def test_verify_agrees_with_the_theory(capsys):
     assert r["seeds"] == 500 and r["steps"] == 1000 and r["n"] == 40
 
 
-def test_verify_reports_disagreement_of_untrained_students(capsys, model_files):
-    d, _ = model_files
-    code, out, _ = run_cli(
-        capsys, "verify", "--cov", str(d / "cov.npy"), "--p1", "2", "--n", "12",
-        "--lam", "0.5", "--seeds", "50", "--steps", "3",
+def test_verify_flags_untrained_students(capsys):
+    # The same program as above (shapes, steps) with a tiny step: students stay near their init.
+    args = ["--example", "--lam", "0", "1", "--seeds", "500", "--steps", "1000", "--lr", "1e-7"]
+    code, out, _ = run_cli(capsys, "verify", *args, "--json")
+    r = json.loads(out)
+    assert code == 1 and r["verdict"] == "disagrees" and not r["converged"]
+    assert all(x["max_rel_weight_error"] > 1e-3 and abs(x["z"]) > 4 for x in r["results"])
+
+
+def test_verify_report_text_for_each_verdict():
+    from cch_jax.cli.verify import format_report
+
+    row = {"lam": 0.5, "theory": 1.0, "mean": 1.01, "sem": 0.01, "z": 1.0, "diverged": 0}
+    base = {"p1": 2, "p2": 3, "n": 12, "seeds": 50, "steps": 3, "lr": 0.1, "dtype": "float64",
+            "optimizer": "adam", "z_tolerance": 4.0, "train_seconds": 1.0}  # fmt: skip
+    slow = format_report(
+        {**base, "results": [{**row, "max_rel_weight_error": 0.5}], "agrees": False,
+         "converged": False, "verdict": "not converged"}
     )  # fmt: skip
-    assert code == 1
-    assert "verdict: disagrees" in out and "WARNING" in out and "raise --steps" in out
+    assert "verdict: not converged" in slow and "raise --steps" in slow
+    bad = format_report(
+        {**base, "results": [{**row, "z": 9.0, "diverged": 2, "max_rel_weight_error": 1e-7}],
+         "agrees": False, "converged": True, "verdict": "disagrees"}
+    )  # fmt: skip
+    assert "verdict: disagrees" in bad and "2 students diverged" in bad and "[0.5]" in bad
 
 
 @pytest.mark.parametrize(

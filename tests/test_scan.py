@@ -17,7 +17,7 @@ import theory
 from cch_jax import train as train_module
 from cch_jax.progress import Progress, format_seconds
 from cch_jax.results import atomic_write_bytes, load_scan
-from cch_jax.scan import run_scan
+from cch_jax.scan import clear_cache, run_scan
 from cch_jax.train import GaussianSource, TrainConfig
 
 GRID = dict(lams=[0.0, 1.0], temperatures=[1.0, 2.0], seeds=np.arange(5), learning_rates=[0.05])
@@ -39,8 +39,9 @@ def scan(config, **kwargs):
 
 @pytest.fixture(scope="module")
 def chunked(config):
+    clear_cache()  # no compiled function from an earlier test
     before = train_module.TRACES["train"]
-    result = scan(config.replace(), chunk_size=7)  # a fresh config: no compiled function cached
+    result = scan(config, chunk_size=7)
     return result, train_module.TRACES["train"] - before
 
 
@@ -159,7 +160,7 @@ MULTI_DEVICE = textwrap.dedent(
     import json, jax, numpy as np
     jax.config.update("jax_enable_x64", True)
     import theory
-    from cch_jax.scan import run_scan
+    from cch_jax.scan import clear_cache, run_scan
     from cch_jax.train import GaussianSource, TrainConfig
     model = theory.random_model(jax.random.key(5), 2, 3)
     config = TrainConfig(data=GaussianSource(model, 12), steps=40, eval_every=20)
