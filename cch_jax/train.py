@@ -41,7 +41,7 @@ import optax
 import theory
 from cch_jax.data.gaussian import sample_gaussian
 from cch_jax.losses import LossParts, accuracy, classification_kd_loss, mse, regression_kd_loss
-from cch_jax.models import make_model
+from cch_jax.models import LinearStudent, make_model
 
 TASKS = ("regression", "classification")
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd}
@@ -358,7 +358,7 @@ def _make_gaussian_train(config: TrainConfig, source: GaussianSource):
     dtype = jnp.result_type(float)
     w1 = jnp.asarray(source.w1, dtype)
     w_star, S22, sigma2 = (jnp.asarray(a, dtype) for a in source.population())
-    exact = isinstance(student, type(make_model("linear"))) and student.out == 1
+    exact = isinstance(student, LinearStudent) and student.out == 1
 
     if exact:
 
