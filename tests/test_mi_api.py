@@ -104,14 +104,21 @@ def test_neural_estimators_learn_dependence_vmapped_over_seeds():
 
 
 def test_latent_estimator_runs_and_sees_dependence():
+    """Tiny autoencoders (2 seeds, 200 steps): clearly positive on dependent data, ≈ 0 when shuffled.
+
+    Truth log 5 ≈ 1.61; with these tiny settings the latent codes keep only part of it (~0.35).
+    """
     rng = np.random.default_rng(2)
     z = rng.standard_normal((600, 2))
     x = np.c_[z, rng.standard_normal((600, 4))] @ rng.standard_normal((6, 6))
     y = np.c_[z + 0.5 * rng.standard_normal((600, 2)), rng.standard_normal((600, 2))]
-    e = estimate(x, y, key=KEY, estimator="latent", latent_dim=2, steps=150, hidden=16, seeds=2)
+    opts = dict(latent_dim=2, steps=200, hidden=16, seeds=2, lr=1e-2)
+    e = estimate(x, y, key=KEY, estimator="latent", **opts)
     assert len(e.details["seed_estimates"]) == 2
     assert np.isfinite(e.value) and e.stderr > 0
-    assert e.value > 0.3  # truth 2·½log(1.25/0.25)... = 1.61; codes lose some, KSG biases low
+    assert e.value > 0.2
+    null = estimate(x, rng.permutation(y), key=KEY, estimator="latent", **opts)
+    assert abs(null.value) < 0.1
 
 
 def test_estimators_tuple():

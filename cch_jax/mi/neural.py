@@ -202,9 +202,14 @@ def neural_mi(
         batch=batch,
     )
     vals = np.asarray(vals, np.float64)  # (seeds, blocks)
+    finite = np.all(np.isfinite(vals), axis=1)
+    diverged = int(seeds - finite.sum())
+    if finite.any():  # a critic whose training blew up (inf/nan scores) is dropped and counted
+        vals = vals[finite]
+        seeds = int(finite.sum())
     per_seed = vals.mean(axis=1)
     nb = vals.shape[1]
-    var_seed = per_seed.var(ddof=1) / seeds if seeds > 1 else 0.0
+    var_seed = per_seed.var(ddof=1) / seeds if seeds > 1 else 0.0  # nan if every seed diverged
     var_block = float(np.mean(vals.var(axis=1, ddof=1))) / nb if nb > 1 else 0.0
     out = {
         "value": float(vals.mean()),
@@ -217,6 +222,7 @@ def neural_mi(
         "eval_size": int(n - half),
         "critic": critic,
         "steps": steps,
+        "diverged_seeds": diverged,
     }
     if estimator == "infonce":
         out["upper_limit"] = float(np.log(batch))
