@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 import theory
-from cch_jax.cli import UserError
 from cch_jax.cli.common import load_array, print_json
 
 
@@ -83,22 +82,9 @@ def format_table(r: dict) -> str:
 
 
 def run(args) -> int:
-    if args.example:
-        model, n = example_model()
-        n = args.n if args.n is not None else n
-    else:
-        missing = [f"--{a}" for a in ("cov", "p1", "n") if getattr(args, a) is None]
-        if missing:
-            raise UserError(f"{', '.join(missing)} required (or use --example)")
-        cov = load_array(args.cov, name="--cov")
-        if cov.ndim != 2 or cov.shape[0] != cov.shape[1]:
-            raise UserError(f"--cov: array of shape {cov.shape} must be a square matrix")
-        p2 = cov.shape[0] - args.p1 - 1
-        if args.p1 < 1 or p2 < 1:
-            raise UserError(
-                f"--p1={args.p1} must leave p2 = size − p1 − 1 >= 1 (size {cov.shape[0]})"
-            )
-        model, n = theory.JointGaussian(cov, args.p1, p2), args.n
+    from cch_jax.cli.verify import read_model
+
+    model, n = read_model(args)
     w1 = load_array(args.w1, name="--w1") if args.w1 else theory.optimal_teacher(model)
     result = summarise(model, w1, n, args.lam)
     if args.json:
