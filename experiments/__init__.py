@@ -16,10 +16,14 @@ EXPERIMENTS = {
     "cch_audit": "experiments.cch_audit",
     "mfh_classification": "experiments.mfh_classification",
     "mi_validation": "experiments.mi_validation",
+    "mnist_m": "experiments.mnist_m",
+    "omics": "experiments.omics",
+    "multiview": "experiments.multiview",
 }
 
 GROUPS = {
     "synthetic": ("theorem1_curves", "gap_scatter", "cch_audit", "mfh_classification"),
+    "real": ("multiview", "omics", "mnist_m"),
 }
 
 
