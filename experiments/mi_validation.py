@@ -159,6 +159,16 @@ def main(*, quick: bool = False, out=None, figures=None, docs=None, **overrides)
     return {"rows": rows, "speed": sp, "figures": [str(f) for f in figs], "doc": str(doc_path)}
 
 
+def plot(results, figures=None) -> list[Path]:
+    """Redraw the figures from a saved results directory (no recomputation)."""
+    from experiments._common import load_results
+
+    _, meta = load_results(results)
+    special = {"nan", "inf", "-inf"}  # how the JSON sidecar stores non-finite floats
+    rows = [{k: float(v) if v in special else v for k, v in r.items()} for r in meta["rows"]]
+    return plot_rows(rows, figures_dir(figures, meta["config"].get("n", 0) < 1000))
+
+
 def plot_rows(rows: list[dict], fig_dir: Path) -> list[Path]:
     estimators = sorted(
         {r["estimator"] for r in rows}, key=lambda e: (CONTINUOUS + DISCRETE).index(e)
@@ -179,8 +189,9 @@ def plot_rows(rows: list[dict], fig_dir: Path) -> list[Path]:
                 err.append(0.0 if not np.isfinite(r["sd"]) else r["sd"])
         ax.errorbar(xs, ys, yerr=err, fmt="o", ms=4, capsize=2, label=e)
     ax.axhline(0, color="k", lw=0.8)
+    ax.set_yscale("symlog", linthresh=0.1)  # neural failures reach tens of nats
     ax.set_xticks(range(len(task_names)), task_names, rotation=35, ha="right")
-    ax.set_ylabel("estimate − true MI  [nats]  (mean ± sd over replicates)")
+    ax.set_ylabel("estimate − true MI  [nats, symlog]  (mean ± sd over replicates)")
     ax.set_xlabel("task")
     ax.set_title(
         f"MI estimator bias on tasks with known MI (n = {rows[0].get('n', '')})".replace(
@@ -216,6 +227,7 @@ def plot_rows(rows: list[dict], fig_dir: Path) -> list[Path]:
         ax.errorbar([r["true"] for r in rs], [r["mean"] for r in rs],
                     yerr=[0 if not np.isfinite(r["sd"]) else r["sd"] for r in rs],
                     fmt="o", ms=4, capsize=2, label=e)  # fmt: skip
+    ax.set_ylim(-0.5, hi)  # estimates below −0.5 nats (diverged critics) are off the chart
     ax.set_xlabel("true MI [nats]")
     ax.set_ylabel("mean estimate [nats]")
     ax.set_title("Estimated vs true MI, all tasks")
