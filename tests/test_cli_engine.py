@@ -8,6 +8,7 @@ import pytest
 
 import theory
 from cch_jax.cli import main
+from cch_jax.cli.theory import example_model
 from cch_jax.results import load_scan
 
 
@@ -46,7 +47,7 @@ def test_verify_agrees_with_the_theory(capsys):
     r = json.loads(out)
     assert code == 0 and r["verdict"] == "agrees" and r["agrees"] and r["converged"]
     assert [x["lam"] for x in r["results"]] == [0.0, 1.0]
-    model, n = theory.random_model(jax.random.key(0), 4, 4), 40
+    model, n = example_model()
     expected = theory.expected_risk(model, theory.optimal_teacher(model), np.array([0.0, 1.0]), n)
     for x, e in zip(r["results"], np.asarray(expected), strict=True):
         assert x["theory"] == pytest.approx(float(e), rel=1e-12)
