@@ -22,6 +22,13 @@ Data sources
     accuracy. Regression: real targets and teacher outputs (n,); test metric = test MSE.
 
 Losses: `cch_jax.losses` (regression: label + λ·kd; classification: (1 − λ)·CE + λ·T²·KL).
+
+Fast path (`TrainConfig.fast_path`, on by default): a full-batch linear regression student's loss
+mean (y − Xw − b)² + λ·mean (Xw + b − t)² and its gradient depend on the training set only through
+its moments XᵀX/n, Xᵀy/n, Xᵀt/n, ȳ², t̄², x̄, ȳ, t̄ (`LinearStats`). When that holds exactly (see
+`uses_fast_path`) the moments are computed once per training set, O(n·p²), and each step costs
+O(p²) instead of O(n·p); the trajectory is the same up to floating-point rounding (tested in
+tests/test_fast_path.py).
 """
 
 from __future__ import annotations
@@ -134,6 +141,9 @@ class TrainConfig:
     steps: optimiser steps; eval_every: stride of the recorded metrics (must divide steps).
     optimizer: "adam" | "sgd"; schedule: "constant" | "cosine" (lr·½(1 + cos(π·step/steps))).
     batch_size: minibatch size (drawn with replacement each step), or None for full batch.
+    fast_path: train linear regression students from the moments of their training set when that
+      is exact (`uses_fast_path`); False forces the generic per-sample loss (same numbers up to
+      rounding, slower for large n).
     """
 
     task: str = "regression"
@@ -145,6 +155,7 @@ class TrainConfig:
     optimizer: str = "adam"
     schedule: str = "constant"
     batch_size: int | None = None
+    fast_path: bool = True
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -162,6 +173,8 @@ class TrainConfig:
             )
         if self.batch_size is not None:
             _check_int("batch_size", self.batch_size, 1)
+        if not isinstance(self.fast_path, bool):
+            raise TypeError(f"fast_path={self.fast_path!r} must be True or False")
         if isinstance(self.data, GaussianSource) and self.task != "regression":
             raise ValueError(f"task={self.task!r}: a GaussianSource only supports 'regression'")
         if self.data is not None and not isinstance(self.data, GaussianSource | ArrayData):
@@ -200,6 +213,9 @@ class TrainConfig:
             "optimizer": self.optimizer,
             "schedule": self.schedule,
             "batch_size": self.batch_size,
+            # Part of the description (hence of the scan fingerprint and the compiled-function
+            # cache key): the two paths agree only up to rounding.
+            "fast_path": self.fast_path,
         }
 
 
@@ -312,18 +328,117 @@ def _task_loss(config: TrainConfig):
     return lambda out, y, t, lam, temperature: classification_kd_loss(out, y, t, lam, temperature)
 
 
+class LinearStats(NamedTuple):
+    """The moments of a training set x (n, p), y (n,), t (n,) that fix a linear student's KD loss.
+
+    xx = XᵀX/n (p, p); xy = Xᵀy/n, xt = Xᵀt/n, mx = x̄ (p,); yy = mean y², tt = mean t², my = ȳ,
+    mt = t̄ (scalars). With f = Xw + b:  mean (y − f)² = yy − 2(wᵀxy + b·my) + q  and
+    mean (f − t)² = tt − 2(wᵀxt + b·mt) + q,  q = mean f² = wᵀxx w + 2b·wᵀmx + b².
+    """
+
+    xx: jax.Array
+    xy: jax.Array
+    xt: jax.Array
+    mx: jax.Array
+    yy: jax.Array
+    tt: jax.Array
+    my: jax.Array
+    mt: jax.Array
+
+
+def linear_stats(x, y, t) -> LinearStats:
+    """One O(n·p²) pass over x (n, ...) (flattened to (n, p) like LinearStudent), y (n,), t (n,)."""
+    x = x.reshape(x.shape[0], -1)
+    n = x.shape[0]
+    # 'highest': these replace the student's own 'highest' matmuls (no TF32 on GPU).
+    dot = lambda a, b: jnp.matmul(a, b, precision="highest") / n
+    return LinearStats(
+        xx=dot(x.T, x),
+        xy=dot(x.T, y),
+        xt=dot(x.T, t),
+        mx=jnp.mean(x, axis=0),
+        yy=jnp.mean(y * y),
+        tt=jnp.mean(t * t),
+        my=jnp.mean(y),
+        mt=jnp.mean(t),
+    )
+
+
+def regression_kd_loss_from_stats(params, stats: LinearStats, lam) -> LossParts:
+    """`regression_kd_loss` of a LinearStudent (out = 1) on the training set behind `stats`.
+
+    params: the student's variables (kernel (p, 1), optional bias (1,)). O(p²): no sample is read.
+    Equal to the per-sample loss up to rounding; the rounding is absolute, of order
+    eps·(mean y² + mean t² + mean f²), which matters only when a loss part is many orders of
+    magnitude below those (float32: eps ≈ 6e-8).
+    """
+    head = params["params"]["head"]
+    w = head["kernel"][:, 0]
+    hi = lambda a, b: jnp.matmul(a, b, precision="highest")
+    q = hi(w, hi(stats.xx, w))  # mean f² without bias
+    fy, ft = hi(w, stats.xy), hi(w, stats.xt)  # mean f·y, mean f·t without bias
+    if "bias" in head:
+        b = head["bias"][0]
+        q = q + 2 * b * hi(w, stats.mx) + b * b
+        fy, ft = fy + b * stats.my, ft + b * stats.mt
+    label = stats.yy - 2 * fy + q
+    kd = stats.tt - 2 * ft + q
+    return LossParts(total=label + lam * kd, label=label, kd=kd)
+
+
+def uses_fast_path(config: TrainConfig, student: nn.Module) -> bool:
+    """Whether runs of `config` train from `LinearStats` (exact up to rounding) — when all hold:
+
+    * config.fast_path (the switch);
+    * regression: the loss is `regression_kd_loss`, a quadratic in the student's output;
+    * full batch (batch_size None): every step sees the same n rows, so their moments are fixed
+      for the run (a minibatch would need the moments of each batch: no saving);
+    * the student is exactly a LinearStudent with one output (type, not isinstance: a subclass
+      may compute something else), so its output is Xw (+ b) and the loss is quadratic in (w, b).
+
+    Both fixed ArrayData (moments computed once per compiled chunk and shared by its runs: under
+    vmap they do not depend on the batched arguments) and GaussianSource (moments per run, after
+    drawing its training set) qualify.
+    """
+    return (
+        config.fast_path
+        and config.task == "regression"
+        and config.batch_size is None
+        and type(student) is LinearStudent
+        and student.out == 1
+    )
+
+
+def _as_dtype_of(params, x):
+    """Cast float params to x's float dtype (unchanged when x is not floating).
+
+    Flax creates parameters in float32 whatever the input precision (param_dtype), so without this
+    a float64 run (x64 on, float64 data) would update float32 weights with float64 gradients and be
+    float32-accurate only. The initial values are the same numbers.
+    """
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return params
+    cast = lambda p: p.astype(x.dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p
+    return jax.tree.map(cast, params)
+
+
 def _fit(config, student, train_set, test_metric, key, lam, temperature, learning_rate):
     """Shared loop: lax.scan over blocks of eval_every steps, each a lax.scan over steps."""
     TRACES["train"] += 1
     x, y, t = train_set
     n = x.shape[0]
     k_init, k_batch = jax.random.split(key)
-    params = student.init(k_init, x[:1])
+    params = _as_dtype_of(student.init(k_init, x[:1]), x)
     opt = make_optimizer(config, learning_rate)
     loss_of = _task_loss(config)
+    stats = linear_stats(x, y, t) if uses_fast_path(config, student) else None
 
-    def loss_fn(params, xb, yb, tb):
-        parts = loss_of(student.apply(params, xb), yb, tb, lam, temperature)
+    def loss_fn(params, s):
+        if stats is not None:  # fast path: O(p²) per step, independent of n
+            parts = regression_kd_loss_from_stats(params, stats, lam)
+        else:
+            xb, yb, tb = batch(s)
+            parts = loss_of(student.apply(params, xb), yb, tb, lam, temperature)
         return parts.total, parts
 
     def batch(step):
@@ -334,7 +449,7 @@ def _fit(config, student, train_set, test_metric, key, lam, temperature, learnin
 
     def step(carry, s):
         params, opt_state, bad = carry
-        (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *batch(s))
+        (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, s)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return (params, opt_state, bad | ~jnp.isfinite(parts.total)), parts
