@@ -1,0 +1,456 @@
+"""CCH on UCI multiple features (our reconstruction; the paper does not use this data set).
+
+The 2000 handwritten digits of UCI "multiple features" are described by six views (fac, pix, kar,
+fou, zer, mor; docs/data.md). Every ordered pair (teacher view v1 → student view v2, v1 ≠ v2) is a
+cross-modal KD problem with paired samples. To carry the teacher across the CCH boundary we inject
+Gaussian noise of std σ (in units of the standardised features) into the teacher's view, in its
+training and test inputs alike, at several levels σ.
+
+Per seed s (seeds = different stratified train/test splits and initialisations):
+  * views standardised on the training split;
+  * teacher: MLP (one hidden ReLU layer) on v1 + noise, cross-entropy only;
+  * student without KD: the same MLP on v2, λ = 0 — with the same key as the teacher runs, the
+    no-KD student of view v is exactly the σ = 0 teacher of view v (one training run serves both);
+  * KD students: the same MLP and key, loss (1 − λ)·CE(y, s) + λ·T²·KL(softmax(t/T) ‖ softmax(s/T))
+    over the λ × T grid, teacher logits on the training inputs; everything vmapped under one jit
+    per student view (seeds × teachers × grid);
+  * Δaccuracy = KD − no-KD test accuracy on the same split, averaged over the λ × T grid.
+
+MI gap on held-out data: H = the hidden layer (penultimate features) on the test split. H1 = the
+teacher's, H2 = the no-KD student's. Each is reduced by PCA fitted on the training-split features
+(to `pca_knn` dims for the kNN estimators, `pca_gauss` dims for the Gaussian one, since kNN MI in
+high dimension is unreliable), plus a 1e-6·sd jitter that breaks exact ties (dead-ReLU rows).
+Two estimator pairs:
+    knn:      I(H1;H2) by KSG (PCA pca_knn)        − I(H2;Y) by the mixed (Ross) estimator (PCA pca_knn)
+    gauss_ba: I(H1;H2) Gaussian (PCA pca_gauss)    − I(H2;Y) by the Barber–Agakov lower bound
+              H(Y) − CE of the student's own softmax head on the test split
+(The Gaussian estimator with one-hot labels is not used for I(H2;Y): it is not bounded by H(Y).)
+CCH predicts "KD helps" when the gap (mean over seeds) is positive. All MIs in nats.
+
+The helpers above `NAME`'s experiment code (splits, standardisation, PCA, MI, verdict tallies,
+MLP runners) are shared with experiments/omics.py and experiments/mnist_m.py.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cch_jax.mi import estimate
+from cch_jax.models import make_model
+from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+from experiments._common import (
+    figures_dir,
+    load_results,
+    new_figure,
+    results_dir,
+    save_figure,
+    save_results,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Shared by the real-data experiments (multiview, omics, mnist_m).
+# ---------------------------------------------------------------------------------------------
+
+ESTIMATOR_PAIRS = {
+    "knn": ("ksg", "mixed"),  # I(H1;H2) by KSG, I(H2;Y) by Ross's mixed estimator
+    "gauss_ba": ("gaussian", "BA"),  # I(H1;H2) Gaussian, I(H2;Y) Barber–Agakov bound
+}
+
+
+PCA = {"knn": "pca_knn", "gauss_ba": "pca_gauss"}  # the config key of each pair's PCA dimension
+
+
+def stratified_split(labels, test_fraction: float, seed: int):
+    """(train_idx, test_idx): a random split with round(test_fraction · n_c) test rows per class."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 20240601])
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(test_fraction * idx.size))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def standardise(train, test):
+    """z-score both with the training split's mean and sd (sd 0 → 1)."""
+    mu, sd = train.mean(0), train.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return ((train - mu) / sd).astype(np.float32), ((test - mu) / sd).astype(np.float32)
+
+
+def pca_reduce(h_train, h_test, dim: int, *, seed=0):
+    """h_test projected on the top-`dim` principal axes of h_train (components with ~0 variance
+    dropped), plus a 1e-6·sd jitter that breaks exact ties (e.g. rows whose ReLUs are all off)."""
+    h_train = np.asarray(h_train, np.float64)
+    h_test = np.asarray(h_test, np.float64)
+    mu = h_train.mean(0)
+    _, s, vt = np.linalg.svd(h_train - mu, full_matrices=False)
+    keep = min(dim, int(np.sum(s > 1e-6 * max(s[0], 1e-30))))
+    z = (h_test - mu) @ vt[: max(keep, 1)].T
+    sd = z.std(0) + 1e-12
+    return z + 1e-6 * sd * np.random.default_rng(seed).standard_normal(z.shape)
+
+
+def reduce_features(h_train, h_test, cfg, *, seed=0) -> dict:
+    """{"knn": (m, pca_knn), "gaussian": (m, pca_gauss)} views of held-out features."""
+    return {
+        "knn": pca_reduce(h_train, h_test, cfg["pca_knn"], seed=seed),
+        "gaussian": pca_reduce(h_train, h_test, cfg["pca_gauss"], seed=seed),
+    }
+
+
+def barber_agakov(logits, y):
+    """I(H;Y) ≥ H(Y) − E[−log q(y|h)] with q = softmax(logits) of the network's own head, on
+    held-out rows (H(Y) by the plug-in of the held-out label frequencies): (value, se) in nats."""
+    logits = np.asarray(logits, np.float64)
+    y = np.asarray(y)
+    z = logits - logits.max(1, keepdims=True)
+    log_q = z[np.arange(y.size), y] - np.log(np.exp(z).sum(1))
+    log_p = np.log(np.bincount(y)[y] / y.size)
+    terms = log_q - log_p
+    return float(terms.mean()), float(terms.std(ddof=1) / np.sqrt(y.size))
+
+
+def mi_label(h2: dict, y, logits, *, key, k: int = 3, subsets: int = 10) -> dict:
+    """I(H2; Y) per estimator pair, {"knn": (value, se), "gauss_ba": (value, se)} in nats:
+    the mixed kNN estimator on the reduced features, and the Barber–Agakov lower bound from the
+    student's own softmax head (the Gaussian estimator with one-hot labels is not used: it is not
+    bounded by H(Y) and returned > 6 nats for 10 balanced classes)."""
+    y = np.asarray(y, np.int32)
+    e = estimate(h2["knn"], y, key=key, estimator="mixed", k=k, subsets=subsets, labels=True)
+    return {"knn": (e.value, e.stderr), "gauss_ba": barber_agakov(logits, y)}
+
+
+def mi_teacher_student(h1: dict, h2: dict, *, key, k: int = 3, subsets: int = 10) -> dict:
+    """I(H1; H2), {"knn": KSG, "gauss_ba": Gaussian} as (value, se) in nats."""
+    ksg = estimate(h1["knn"], h2["knn"], key=key, estimator="ksg", k=k, subsets=subsets)
+    gauss = estimate(h1["gaussian"], h2["gaussian"], key=key, estimator="gaussian")
+    return {"knn": (ksg.value, ksg.stderr), "gauss_ba": (gauss.value, gauss.stderr)}
+
+
+def mean_sem(a, axis=-1):
+    """Mean and standard error of the mean over `axis` (NaNs ignored)."""
+    a = np.asarray(a, np.float64)
+    n = np.sum(np.isfinite(a), axis=axis)
+    m = np.nanmean(a, axis=axis)
+    sd = np.nanstd(a, axis=axis, ddof=1) if np.all(n > 1) else np.zeros_like(m)
+    return m, sd / np.sqrt(np.maximum(n, 1))
+
+
+def tally(gap, delta) -> dict:
+    """CCH's prediction against the observed outcome over settings.
+
+    gap, delta: (settings, seeds) per-seed MI gaps (nats) and Δaccuracies. Per setting the mean
+    over seeds decides: CCH predicts "helps" when mean gap > 0; KD is observed to help when mean
+    Δ > 0. "confident": |mean gap| > 2 SEM; "significant": |mean Δ| > 2 SEM.
+    """
+    g, gs = mean_sem(gap)
+    d, ds = mean_sem(delta)
+    holds, helps = g > 0, d > 0
+    conf, sig = np.abs(g) > 2 * gs, np.abs(d) > 2 * ds
+    both = conf & sig
+    return {
+        "settings": int(g.size),
+        "cch_holds": int(holds.sum()),
+        "kd_helps": int(helps.sum()),
+        "holds_helps": int((holds & helps).sum()),
+        "holds_hurts": int((holds & ~helps).sum()),
+        "fails_helps": int((~holds & helps).sum()),
+        "fails_hurts": int((~holds & ~helps).sum()),
+        "agree": int((holds == helps).sum()),
+        "confident_and_significant": int(both.sum()),
+        "agree_confident_and_significant": int(((holds == helps) & both).sum()),
+    }
+
+
+def tally_line(t: dict) -> str:
+    return (
+        f"{t['agree']}/{t['settings']} agree (CCH holds & helps {t['holds_helps']}, "
+        f"holds & hurts {t['holds_hurts']}, fails & helps {t['fails_helps']}, fails & hurts "
+        f"{t['fails_hurts']}); both confident: {t['agree_confident_and_significant']}/"
+        f"{t['confident_and_significant']}"
+    )
+
+
+def mlp_config(cfg, n_classes: int) -> TrainConfig:
+    """The MLP (one hidden ReLU layer of cfg["hidden"]) used for teachers and students alike."""
+    return TrainConfig(
+        task="classification", model="mlp",
+        model_kwargs={"hidden": (int(cfg["hidden"]),), "out": n_classes},
+        steps=cfg["steps"], eval_every=cfg["steps"], optimizer="adam", schedule="cosine",
+        batch_size=cfg["batch_size"],
+    )  # fmt: skip
+
+
+def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):
+    """(single, kd, features, logits), jitted, for arrays shaped like `template` (one view).
+
+    single(data, keys):          runs with λ = 0; data and keys have a leading run axis R.
+    kd(data, keys, lams, temps): data.teacher_train (S, P, n, C), the rest (S, ...); keys (S,);
+                                 lams, temps (G,) → results with axes (S, P, G).
+    features(params, x) / logits(params, x): vmapped over a leading run axis of both.
+    """
+    train = make_train_with_data(config, template)
+    lr = learning_rate
+    single = jax.jit(jax.vmap(lambda d, key: train(d, key, 0.0, 1.0, lr)))
+
+    def per_seed(d, key, lams, temps):
+        def per_teacher(t):
+            dt = d._replace(teacher_train=t)
+            return jax.vmap(lambda lam, tau: train(dt, key, lam, tau, lr))(lams, temps)
+
+        return jax.vmap(per_teacher)(d.teacher_train)
+
+    kd = jax.jit(jax.vmap(per_seed, in_axes=(0, 0, None, None)))
+    model = make_model(config.model, **config.model_kwargs)
+    features = jax.jit(jax.vmap(lambda p, x: model.apply(p, x, method="features")))
+    logits = jax.jit(jax.vmap(lambda p, x: model.apply(p, x)))
+    return single, kd, features, logits
+
+
+def lam_temp_grid(cfg):
+    """The flattened (λ, T) grid, λ fastest-varying last: (lams (G,), temps (G,))."""
+    g_l, g_t = np.meshgrid(cfg["lams"], cfg["temperatures"], indexing="ij")
+    return g_l.ravel().astype(np.float32), g_t.ravel().astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# The multiview experiment.
+# ---------------------------------------------------------------------------------------------
+
+NAME = "multiview"
+CONFIG = dict(
+    views=("fac", "pix", "kar", "fou", "zer", "mor"), noise=(0.0, 1.0, 2.0, 4.0, 8.0), seeds=5,
+    lams=(0.3, 0.5, 0.7), temperatures=(2.0, 4.0), hidden=64, steps=300, batch_size=128,
+    learning_rate=3e-3, test_fraction=0.5, pca_knn=4, pca_gauss=8, k=3, key=0,
+)  # fmt: skip
+QUICK = dict(views=("fac", "fou", "mor"), noise=(0.0, 0.5, 1.0, 4.0), seeds=3, lams=(0.5,),
+             temperatures=(2.0,), steps=200)  # fmt: skip
+
+
+def _teacher_inputs(x_tr, x_te, noise, view_index, seeds):
+    """(N·S, n, d), (N·S, m, d): standardised view + σ·ε, run r = noise index · S + seed."""
+    tr, te = [], []
+    for i, sigma in enumerate(noise):
+        for s in range(seeds):
+            rng = np.random.default_rng([s, view_index, i, 11])
+            tr.append(x_tr[s] + sigma * rng.standard_normal(x_tr[s].shape, np.float32))
+            te.append(x_te[s] + sigma * rng.standard_normal(x_te[s].shape, np.float32))
+    return np.stack(tr), np.stack(te)
+
+
+def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
+    from cch_jax.data.real import load_multiview
+
+    cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
+    data = load_multiview()
+    views, noise, S = tuple(cfg["views"]), tuple(cfg["noise"]), cfg["seeds"]
+    V, N = len(views), len(noise)
+    y = data["labels"]
+    C = int(y.max()) + 1
+    splits = [stratified_split(y, cfg["test_fraction"], s) for s in range(S)]
+    y_tr = np.stack([y[tr] for tr, _ in splits])
+    y_te = np.stack([y[te] for _, te in splits])
+    key = jax.random.key(cfg["key"])
+    k_train, k_mi = jax.random.split(key)
+    keys = jax.random.split(k_train, S)  # one key per seed: teachers, baseline and KD students
+    config = mlp_config(cfg, C)
+    lams, temps = lam_temp_grid(cfg)
+    G = lams.size
+
+    # 1. Per view: teachers at every noise level (σ = 0 doubles as the no-KD student).
+    X, runners, logits_tr, logits_te, H = {}, {}, {}, {}, {}
+    teacher_acc = np.zeros((V, N, S))
+    for vi, v in enumerate(views):
+        pairs = [standardise(data[v][tr], data[v][te]) for tr, te in splits]
+        X[v] = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+        x_tr, x_te = _teacher_inputs(*X[v], noise, vi, S)
+        zeros = np.zeros((N * S, y_tr.shape[1], C), np.float32)
+        run_y = lambda a: np.tile(a, (N, 1))
+        d = ArrayData(x_tr, run_y(y_tr), zeros, x_te, run_y(y_te))
+        runners[v] = make_runners(config, ArrayData(*(a[0] for a in d)), cfg["learning_rate"])
+        single, _, feats, logits = runners[v]
+        res = single(d, jnp.tile(keys, N))
+        teacher_acc[vi] = np.asarray(res.metrics.test[:, -1]).reshape(N, S)
+        logits_tr[v] = np.asarray(logits(res.params, x_tr)).reshape(N, S, -1, C)
+        logits_te[v] = np.asarray(logits(res.params, x_te)).reshape(N, S, -1, C)
+        h_tr = np.asarray(feats(res.params, x_tr))
+        h_te = np.asarray(feats(res.params, x_te))
+        H[v] = [
+            [
+                reduce_features(h_tr[i * S + s], h_te[i * S + s], cfg, seed=(vi, i, s))
+                for s in range(S)
+            ]
+            for i in range(N)
+        ]
+        print(f"[{NAME}] {v}: teacher accuracy by σ "
+              + ", ".join(f"{sig:g}: {teacher_acc[vi, i].mean():.3f}" for i, sig in enumerate(noise)),
+              flush=True)  # fmt: skip
+    student_acc = teacher_acc[:, 0]  # (V, S): the σ = 0 runs are the no-KD students
+
+    # 2. KD students, per student view: all other views' teachers at all noise levels.
+    kd_acc = np.full((V, V, N, S, G), np.nan)  # (student, teacher, σ, seed, grid)
+    diverged = np.zeros((V, V, N, S, G), bool)
+    for vj, v2 in enumerate(views):
+        others = [vi for vi in range(V) if vi != vj]
+        t = np.stack([logits_tr[views[vi]] for vi in others])  # (V-1, N, S, n, C)
+        t = t.reshape(-1, S, *t.shape[3:]).transpose(1, 0, 2, 3)  # (S, P, n, C)
+        x_tr, x_te = X[v2]
+        res = runners[v2][1](ArrayData(x_tr, y_tr, t, x_te, y_te), keys, lams, temps)
+        acc = np.asarray(res.metrics.test[..., -1]).reshape(S, V - 1, N, G)
+        kd_acc[vj, others] = acc.transpose(1, 2, 0, 3)
+        diverged[vj, others] = (
+            np.asarray(res.diverged).reshape(S, V - 1, N, G).transpose(1, 2, 0, 3)
+        )
+        print(f"[{NAME}] KD into {v2}: mean Δacc "
+              f"{100 * np.nanmean(kd_acc[vj] - student_acc[vj][None, None, :, None]):+.2f} pts",
+              flush=True)  # fmt: skip
+
+    # 3. MI on held-out features.
+    k = cfg["k"]
+    i2y = np.zeros((2, V, S, 2))  # (pair knn/gauss_ba, view, seed, value/se)
+    i12 = np.full((2, V, V, N, S, 2), np.nan)  # (pair, student, teacher, σ, seed, value/se)
+    mkey = lambda *ix: jax.random.fold_in(k_mi, int(np.ravel_multi_index(ix, (V, V, N + 1, S))))
+    pairs = tuple(ESTIMATOR_PAIRS)
+    for vj in range(V):
+        for s in range(S):
+            h2 = H[views[vj]][0][s]
+            m = mi_label(h2, y_te[s], logits_te[views[vj]][0, s], key=mkey(vj, vj, N, s), k=k)
+            for p, name in enumerate(pairs):
+                i2y[p, vj, s] = m[name]
+            for vi in range(V):
+                if vi == vj:
+                    continue
+                for i in range(N):
+                    m = mi_teacher_student(H[views[vi]][i][s], h2, key=mkey(vj, vi, i, s), k=k)
+                    for p, name in enumerate(pairs):
+                        i12[p, vj, vi, i, s] = m[name]
+
+    arrays = {
+        "teacher_acc": teacher_acc, "student_acc": student_acc, "kd_acc": kd_acc,
+        "diverged": diverged, "i2y": i2y, "i12": i12, "lams": lams, "temps": temps,
+    }  # fmt: skip
+    summary = summarise(arrays, cfg)
+    directory = results_dir(NAME, out, quick)
+    save_results(directory, arrays, {"experiment": NAME, "config": cfg, **summary})
+    plot(directory, figures_dir(figures, quick))
+    return summary
+
+
+def settings(arrays, cfg):
+    """Per-seed (gap[pair], Δacc) over settings (student, teacher, σ) with teacher ≠ student.
+
+    Returns (index list of (vj, vi, i), {pair: gap (settings, S)}, delta (settings, S))."""
+    V, N = len(cfg["views"]), len(cfg["noise"])
+    idx = [(vj, vi, i) for vj in range(V) for vi in range(V) if vi != vj for i in range(N)]
+    d = arrays["kd_acc"].mean(-1) - arrays["student_acc"][:, None, None, :]  # (V, V, N, S)
+    delta = np.stack([d[vj, vi, i] for vj, vi, i in idx])
+    gaps = {
+        name: np.stack(
+            [arrays["i12"][p, vj, vi, i, :, 0] - arrays["i2y"][p, vj, :, 0] for vj, vi, i in idx]
+        )
+        for p, name in enumerate(ESTIMATOR_PAIRS)
+    }
+    return idx, gaps, delta
+
+
+def summarise(arrays, cfg) -> dict:
+    views, noise = cfg["views"], cfg["noise"]
+    idx, gaps, delta = settings(arrays, cfg)
+    i2y = arrays["i2y"][..., 0].mean(-1)  # (pair, V)
+    ranking = [views[j] for j in np.argsort(-i2y[0])]
+    rows = []
+    dm, ds = mean_sem(delta)
+    for r, (vj, vi, i) in enumerate(idx):
+        row = {"student": views[vj], "teacher": views[vi], "noise": noise[i],
+               "teacher_acc": float(arrays["teacher_acc"][vi, i].mean()),
+               "student_acc": float(arrays["student_acc"][vj].mean()),
+               "delta_acc": float(dm[r]), "delta_acc_sem": float(ds[r])}  # fmt: skip
+        for name, g in gaps.items():
+            gm, gs = mean_sem(g[r])
+            row[f"gap_{name}"], row[f"gap_{name}_sem"] = float(gm), float(gs)
+        rows.append(row)
+    tallies = {name: tally(g, delta) for name, g in gaps.items()}
+    for name, t in tallies.items():
+        print(f"[{NAME}] CCH ({name}) vs observed: {tally_line(t)}")
+    return {
+        "ranking_by_i_h_y": ranking,
+        "i_h_y_knn": dict(zip(views, i2y[0].tolist(), strict=True)),
+        "i_h_y_ba": dict(zip(views, i2y[1].tolist(), strict=True)),
+        "tallies": tallies,
+        "rows": rows,
+        "diverged": int(arrays["diverged"].sum()),
+    }
+
+
+def plot(directory, figures) -> list:
+    import matplotlib as mpl
+
+    arrays, meta = load_results(directory)
+    cfg = meta["config"]
+    views, noise = cfg["views"], cfg["noise"]
+    idx, gaps, delta = settings(arrays, cfg)
+    dm, ds = mean_sem(delta)
+    fig, axes = new_figure(1, 3, figsize=(18, 5.4), gridspec_kw={"width_ratios": [1, 1, 0.9]})
+    cmap = mpl.colormaps["viridis"]
+    noise_ix = np.array([i for _, _, i in idx])
+    for ax, (name, g) in zip(axes[:2], gaps.items(), strict=True):
+        gm, gs = mean_sem(g)
+        for i, sigma in enumerate(noise):
+            sel = noise_ix == i
+            ax.errorbar(gm[sel], 100 * dm[sel], xerr=2 * gs[sel], yerr=200 * ds[sel], fmt="o",
+                        ms=4, lw=0.6, alpha=0.8, color=cmap(i / max(len(noise) - 1, 1)),
+                        label=f"teacher noise σ = {sigma:g}")  # fmt: skip
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(0, color="k", lw=0.8, ls="--")
+        t = meta["tallies"][name]
+        est = ESTIMATOR_PAIRS[name]
+        ax.set_xlabel(
+            f"MI gap I(H1;H2) [{est[0]}, PCA {cfg[PCA[name]]}] − I(H2;Y) [{est[1]}]  [nats]"
+        )
+        ax.set_ylabel("Δ test accuracy, KD − no KD  [points]")
+        ax.set_title(
+            f"{name} estimators: CCH sign = observed sign in {t['agree']}/{t['settings']}\n"
+            f"(both beyond 2 SEM: {t['agree_confident_and_significant']}/"
+            f"{t['confident_and_significant']}); bars ± 2 SEM over seeds",
+            fontsize=9,
+        )
+        ax.legend(fontsize=7, loc="best")
+    # Heat map at σ = 0: teacher rows, student columns, views ranked by I(H;Y) (knn).
+    ax = axes[2]
+    order = [views.index(v) for v in meta["ranking_by_i_h_y"]]
+    V = len(views)
+    mat = np.full((V, V), np.nan)
+    gap0 = np.full((V, V), np.nan)
+    gk, _ = mean_sem(gaps["knn"])
+    for r, (vj, vi, i) in enumerate(idx):
+        if i == 0:
+            mat[order.index(vi), order.index(vj)] = 100 * dm[r]
+            gap0[order.index(vi), order.index(vj)] = gk[r]
+    lim = np.nanmax(np.abs(mat)) if np.isfinite(mat).any() else 1.0
+    im = ax.imshow(mat, cmap="RdBu", vmin=-lim, vmax=lim)
+    for a in range(V):
+        for b in range(V):
+            if np.isfinite(mat[a, b]):
+                mark = "+" if gap0[a, b] > 0 else "−"
+                white = abs(mat[a, b]) > 0.6 * lim
+                ax.text(b, a, f"{mat[a, b]:+.1f}\n({mark})", ha="center", va="center", fontsize=7,
+                        color="w" if white else "k")  # fmt: skip
+    names = [f"{views[j]}\n{meta['i_h_y_knn'][views[j]]:.2f}" for j in order]
+    ax.set_xticks(range(V), names, fontsize=8)
+    ax.set_yticks(range(V), [views[j] for j in order], fontsize=8)
+    ax.set_xlabel("student view (I(H2;Y) [mixed], nats)")
+    ax.set_ylabel("teacher view")
+    ax.grid(False)
+    ax.set_title("Δ accuracy [points] at σ = 0; (+/−) = sign of the knn MI gap", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="Δ accuracy [points]")
+    fig.suptitle(
+        "UCI multiple features (our reconstruction): MLP teacher on view v1 (+ noise σ) → MLP "
+        f"student on v2; {cfg['seeds']} splits, λ ∈ {list(cfg['lams'])} × T ∈ "
+        f"{list(cfg['temperatures'])}, {cfg['steps']} steps"
+    )
+    return [save_figure(fig, figures / f"{NAME}.png")]
