@@ -1,0 +1,301 @@
+"""Throughput of the vmapped scan against a sequential loop of single runs (issue #7).
+
+    PYTHONPATH=. python benchmarks/scan_throughput.py [--quick] [--json] [--data gaussian|shared|both]
+
+Linear KD students on Gaussian regression: n = 10000 training rows, p = 100 student inputs
+(teacher inputs p1 = 100, the size of the theorem-1 reproduction), full-batch Adam, 200 steps,
+λ = 0.5, lr = 1e-2. For S students (S ∈ {1, 16, 256, 1024, 4096, 16384}; `--quick`: up to 256):
+
+  (a) vmapped    the engine's chunk function (`cch_jax.scan.make_chunk_fn`, the jit(vmap(train))
+                 that `run_scan` calls), over ceil(S / chunk) chunks, generic per-sample loss
+                 (`fast_path=False`);
+  (b) sequential the same single-student trainer, `jax.jit(make_train_with_data(config))`, called
+                 once per student in a Python loop (dispatched back to back, blocked at the end:
+                 the loop's most favourable form). Its rate does not depend on S, so it is
+                 measured on min(S, --seq-max) students;
+  (c) fast path  (a) with the sufficient-statistics fast path (`fast_path=True`, the engine's
+                 default for these students), and its sequential counterpart.
+
+Two data modes (`--data`):
+
+  gaussian  `GaussianSource`: every run draws its OWN training set from its key inside the run
+            (seeds = training sets, as `cch verify` and the theory's expectation need). Sampling is
+            therefore INCLUDED in (a), (b) and (c) alike; its cost alone is measured too
+            (`sampling_s_per_student`, a vmapped `gaussian_training_set`). The fast path is used
+            (it is exact up to rounding): one O(n·p²) pass per run, then O(p²) per step.
+  shared    `ArrayData`: one Gaussian training set, drawn once before any timing and shared by all
+            runs (a λ × lr × init scan on one data set). Sampling is EXCLUDED from (a), (b), (c).
+            The fast path computes the moments once per chunk.
+
+Timing: every program is compiled ahead of time (`.lower(...).compile()`) before its clock
+starts, so compile time is excluded from every number (reported separately as `compile_s`).
+Each measurement is repeated until it has run for `--min-time` seconds and the fastest repetition
+is kept; results are `jax.block_until_ready`. Student-steps/s = S·steps / seconds.
+
+FLOP/s: 4·n·p per generic student-step (forward Xw and backward Xᵀr, 2·n·p each; the Adam update
+and the loss are O(n + p)). `ceiling_gflops`: the two matmuls of one generic step for S students
+sharing X, X(n, p) @ W(p, S) and R(S, n) @ X(n, p), timed in the same run (S capped at the chunk
+size): the compute ceiling of the shared-data scan. `bmv_ceiling_gflops`: the same two products
+with one X per student (batched matrix-vector), the memory-bound ceiling of the Gaussian scan.
+
+`--json` prints {"device", "results": [{"students", "vmapped_steps_per_s",
+"sequential_steps_per_s", "speedup", "gflops", "ceiling_gflops", ...}, ...], ...}.
+No dependency beyond jax/flax/optax/numpy (runs on the GPU image with PYTHONPATH=.).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import theory
+from cch_jax.scan import environment, make_chunk_fn
+from cch_jax.train import (
+    ArrayData,
+    GaussianSource,
+    TrainConfig,
+    gaussian_training_set,
+    make_train_with_data,
+)
+
+STUDENTS = (1, 16, 256, 1024, 4096, 16384)
+QUICK_MAX = 256
+LAM, TEMPERATURE, LR = 0.5, 1.0, 1e-2
+
+
+def best_time(fn, min_time: float) -> float:
+    """Seconds of the fastest of repeated calls fn() (each blocked), repeated ≥ min_time total."""
+    best, spent = math.inf, 0.0
+    while spent < min_time or best == math.inf:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+    return best
+
+
+def device_description() -> str:
+    dev = jax.devices()[0]
+    text = f"{dev.platform}: {dev.device_kind}, {jax.local_device_count()} device(s)"
+    if dev.platform == "cpu":
+        text += f", {os.cpu_count()} logical CPUs ({platform.processor() or platform.machine()})"
+    return text
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def chunk_inputs(lo: int, size: int, dtype) -> tuple:
+    """The engine's chunk arguments for runs lo … lo+size−1 (seeds distinct, λ/T/lr fixed)."""
+    seeds = np.arange(lo, lo + size, dtype=np.int32)
+    full = lambda v: np.full(size, v, dtype)
+    return seeds, full(LAM), full(TEMPERATURE), full(LR)
+
+
+def time_vmapped(config: TrainConfig, data, students: int, chunk: int, min_time: float) -> dict:
+    """(a)/(c): the engine's compiled chunk function over ceil(students / chunk) chunks.
+
+    Returns {"seconds", "compile_s"}; compile excluded from "seconds".
+    """
+    dtype = jnp.result_type(float)
+    chunk = min(chunk, students)
+    n_chunks = math.ceil(students / chunk)
+    fn = make_chunk_fn(config, data)
+    args = [chunk_inputs(i * chunk, chunk, dtype) for i in range(n_chunks)]
+    args = [jax.device_put(a) for a in args]
+    t0 = time.perf_counter()
+    compiled = fn.lower(data, *args[0]).compile()
+    compile_s = time.perf_counter() - t0
+    run = lambda: [compiled(data, *a) for a in args]
+    # Partial last chunks would be padded by run_scan: time whole chunks, count only S runs.
+    seconds = best_time(run, min_time) * students / (n_chunks * chunk)
+    return {"seconds": seconds, "compile_s": compile_s}
+
+
+def time_sequential(config: TrainConfig, data, students: int, min_time: float) -> dict:
+    """(b): one jitted single-student run per student, in a Python loop. Seconds per student."""
+    single = jax.jit(make_train_with_data(config, data))
+    keys = [jax.random.key(i) for i in range(students)]
+    dtype = jnp.result_type(float)
+    scalars = [jnp.asarray(v, dtype) for v in (LAM, TEMPERATURE, LR)]
+    t0 = time.perf_counter()
+    compiled = single.lower(data, keys[0], *scalars).compile()
+    compile_s = time.perf_counter() - t0
+    run = lambda: [compiled(data, k, *scalars) for k in keys]
+    return {"per_student": best_time(run, min_time) / students, "compile_s": compile_s}
+
+
+def time_sampling(source: GaussianSource, students: int, chunk: int, min_time: float) -> float:
+    """Seconds per student of drawing the Gaussian training sets alone (vmapped, one chunk)."""
+    size = min(chunk, students)
+    draw = jax.jit(
+        jax.vmap(lambda s: gaussian_training_set(source, jax.random.key(s)))
+    )  # the same draws a run makes (same key splits)
+    seeds = jnp.arange(size, dtype=jnp.int32)
+    compiled = draw.lower(seeds).compile()
+    return best_time(lambda: compiled(seeds), min_time) / size
+
+
+def matmul_ceiling(n: int, p: int, students: int, *, shared: bool, min_time: float) -> float:
+    """GFLOP/s of a generic step's two products for `students` students (4·n·p·S flops).
+
+    shared: X (n, p) common to all: X @ W (n, S) and R @ X (S, p), two matmuls. Otherwise one X
+    per student: the batched matrix-vector products X_s w_s and r_sᵀX_s (memory-bound).
+    """
+    dtype = jnp.result_type(float)
+    kx, kw, kr = jax.random.split(jax.random.key(0), 3)
+    hi = dict(precision="highest")
+    w = jax.random.normal(kw, (students, p), dtype)
+    r = jax.random.normal(kr, (students, n), dtype)
+    if shared:
+        x = jax.random.normal(kx, (n, p), dtype)
+        fn = jax.jit(lambda x, w, r: (jnp.matmul(x, w.T, **hi), jnp.matmul(r, x, **hi)))
+    else:
+        x = jax.random.normal(kx, (students, n, p), dtype)
+        fn = jax.jit(
+            lambda x, w, r: (
+                jnp.einsum("snp,sp->sn", x, w, **hi),
+                jnp.einsum("sn,snp->sp", r, x, **hi),
+            )
+        )
+    compiled = fn.lower(x, w, r).compile()
+    seconds = best_time(lambda: compiled(x, w, r), min_time)
+    return 4 * n * p * students / seconds / 1e9
+
+
+def measure(mode: str, args, model, students: int) -> dict:
+    """One row: (a), (b), (c) and the ceilings for `students` students in data mode `mode`."""
+    n, p, steps = args.n, args.p, args.steps
+    source = GaussianSource(model, n)
+    if mode == "gaussian":
+        base, data = TrainConfig(data=source, steps=steps, eval_every=steps), None
+    else:
+        x2, y, t = gaussian_training_set(source, jax.random.key(10**6))
+        data = jax.device_put(ArrayData(x2, y, t, x2[:1000], y[:1000]))
+        base = TrainConfig(steps=steps, eval_every=steps)
+    row = {"data": mode, "students": students, "chunk": min(args.chunk_size, students)}
+    n_seq = min(students, args.seq_max)
+    row["sequential_students_timed"] = n_seq
+    step_count = students * steps
+    for label, fast in (("", False), ("fastpath_", True)):
+        config = base.replace(fast_path=fast)
+        vm = time_vmapped(config, data, students, args.chunk_size, args.min_time)
+        sq = time_sequential(config, data, n_seq, args.min_time)
+        row[f"{label}vmapped_steps_per_s"] = step_count / vm["seconds"]
+        row[f"{label}sequential_steps_per_s"] = steps / sq["per_student"]
+        row[f"{label}compile_s"] = round(vm["compile_s"] + sq["compile_s"], 2)
+    row["speedup"] = row["vmapped_steps_per_s"] / row["sequential_steps_per_s"]
+    row["fastpath_speedup"] = row["fastpath_vmapped_steps_per_s"] / row["sequential_steps_per_s"]
+    row["gflops"] = row["vmapped_steps_per_s"] * 4 * n * p / 1e9
+    ceil_s = min(students, args.chunk_size)
+    row["ceiling_gflops"] = matmul_ceiling(n, p, ceil_s, shared=True, min_time=args.min_time)
+    if mode == "gaussian":
+        row["bmv_ceiling_gflops"] = matmul_ceiling(
+            n, p, min(ceil_s, args.bmv_max), shared=False, min_time=args.min_time
+        )
+        row["sampling_s_per_student"] = time_sampling(
+            source, students, args.chunk_size, args.min_time
+        )
+    row["load_average"] = load_average()
+    return row
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help=f"students up to {QUICK_MAX} (CPU)")
+    ap.add_argument("--students", type=int, nargs="+", help="override the list of S")
+    ap.add_argument("--data", choices=("gaussian", "shared", "both"), default="both")
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--p", type=int, default=100, help="student inputs p = p2")
+    ap.add_argument("--p1", type=int, default=100, help="teacher inputs")
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        help="runs per compiled call (default 256 on CPU, 1024 on an accelerator: the Gaussian "
+        "generic path holds ~3 floats × n × (p1 + p + 1) per run, 24 MB at the defaults)",
+    )
+    ap.add_argument("--seq-max", type=int, default=32, help="students timed sequentially")
+    ap.add_argument("--bmv-max", type=int, default=1024, help="students in the bmv ceiling")
+    ap.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    if args.chunk_size is None:
+        args.chunk_size = 256 if jax.devices()[0].platform == "cpu" else 1024
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    students = args.students or [s for s in STUDENTS if not args.quick or s <= QUICK_MAX]
+    modes = ("gaussian", "shared") if args.data == "both" else (args.data,)
+    model = theory.random_model(jax.random.key(0), args.p1, args.p)
+    env = environment()
+    out = {
+        "device": device_description(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+        "versions": env["versions"],
+        "x64": env["x64"],
+        "config": {
+            "n": args.n,
+            "p": args.p,
+            "p1": args.p1,
+            "steps": args.steps,
+            "optimizer": "adam",
+            "full_batch": True,
+            "lam": LAM,
+            "learning_rate": LR,
+            "chunk_size": args.chunk_size,
+            "seq_max": args.seq_max,
+            "compile_excluded": True,
+        },
+        "load_average_start": load_average(),
+        "results": [],
+    }
+    for mode in modes:
+        for s in students:
+            row = measure(mode, args, model, s)
+            out["results"].append(row)
+            if not args.json:
+                print(format_row(row), flush=True)
+    out["load_average_end"] = load_average()
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+def format_row(r: dict) -> str:
+    extra = ""
+    if "sampling_s_per_student" in r:
+        extra = (
+            f", sampling {r['sampling_s_per_student'] * 1e3:.1f} ms/student, "
+            f"bmv ceiling {r['bmv_ceiling_gflops']:.1f} GFLOP/s"
+        )
+    return (
+        f"{r['data']:8s} S={r['students']:6d}: vmapped {r['vmapped_steps_per_s']:.3g} "
+        f"student-steps/s, sequential {r['sequential_steps_per_s']:.3g}, speed-up "
+        f"{r['speedup']:.2f}x | fast path {r['fastpath_vmapped_steps_per_s']:.3g} "
+        f"({r['fastpath_speedup']:.1f}x the sequential generic loop; sequential fast "
+        f"{r['fastpath_sequential_steps_per_s']:.3g}) | {r['gflops']:.1f} GFLOP/s of a "
+        f"{r['ceiling_gflops']:.1f} GFLOP/s matmul ceiling{extra} | load {r['load_average']}"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
