@@ -358,6 +358,23 @@ def settings(arrays, cfg):
     return idx, gaps, delta
 
 
+def spearman(gaps, delta, noise_ix) -> dict:
+    """Spearman rank correlation of the mean gap with the mean Δacc over settings: all settings,
+    and σ = 0 only. {pair: {"all": [ρ, p], "sigma0": [ρ, p]}}."""
+    from scipy.stats import spearmanr
+
+    d = delta.mean(1)
+    out = {}
+    for name, g in gaps.items():
+        gm = g.mean(1)
+        out[name] = {}
+        for label, sel in (("all", slice(None)), ("sigma0", noise_ix == 0)):
+            if np.size(d[sel]) > 2:
+                r = spearmanr(gm[sel], d[sel])
+                out[name][label] = [float(r.statistic), float(r.pvalue)]
+    return out
+
+
 def summarise(arrays, cfg) -> dict:
     views, noise = cfg["views"], cfg["noise"]
     idx, gaps, delta = settings(arrays, cfg)
@@ -377,7 +394,16 @@ def summarise(arrays, cfg) -> dict:
     tallies = {name: tally(g, delta) for name, g in gaps.items()}
     for name, t in tallies.items():
         print(f"[{NAME}] CCH ({name}) vs observed: {tally_line(t)}")
+    noise_ix = np.array([i for _, _, i in idx])
+    by_noise = {
+        f"{sigma:g}": {
+            name: tally(g[noise_ix == i], delta[noise_ix == i]) for name, g in gaps.items()
+        }
+        for i, sigma in enumerate(noise)
+    }
     return {
+        "tallies_by_noise": by_noise,
+        "spearman_gap_delta": spearman(gaps, delta, noise_ix),
         "ranking_by_i_h_y": ranking,
         "i_h_y_knn": dict(zip(views, i2y[0].tolist(), strict=True)),
         "i_h_y_ba": dict(zip(views, i2y[1].tolist(), strict=True)),

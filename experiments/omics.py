@@ -239,8 +239,25 @@ def summarise(arrays, cfg) -> dict:
     tallies = {f"{name}/{m}": tally(g, deltas[m]) for name, g in gaps.items() for m in METRICS}
     for key, t in tallies.items():
         print(f"[{NAME}] CCH ({key}) vs observed: {tally_line(t)}")
+    # Per (cohort, student, λ, T): CCH's verdict is the same at every grid point of a pair.
+    per_point = np.stack(
+        [
+            arrays[f"{c}/student"][list(cfg["students"]).index(v)][:, 1:, 0]
+            - arrays[f"{c}/student"][list(cfg["students"]).index(v)][:, :1, 0]
+            for c, v in idx
+        ]
+    )  # (settings, S, G)
+    G = per_point.shape[-1]
+    tallies_grid = {
+        f"{name}/acc": tally(np.repeat(g, G, axis=0),
+                             per_point.transpose(0, 2, 1).reshape(-1, per_point.shape[1]))
+        for name, g in gaps.items()
+    }  # fmt: skip
     diverged = sum(int(arrays[f"{c}/diverged"].sum()) for c in cfg["cohorts"])
-    return {"rows": rows, "tallies": tallies, "diverged": diverged}
+    return {
+        "rows": rows, "tallies": tallies, "tallies_per_grid_point": tallies_grid,
+        "diverged": diverged,
+    }  # fmt: skip
 
 
 def plot(directory, figures) -> list:
