@@ -187,12 +187,12 @@ def mlp_config(cfg, n_classes: int) -> TrainConfig:
 
 
 def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):
-    """(single, kd, features, logits), jitted, for arrays shaped like `template` (one view).
+    """(single, kd, features, logits) for arrays shaped like `template` (one view).
 
     single(data, keys):          runs with λ = 0; data and keys have a leading run axis R.
     kd(data, keys, lams, temps): data.teacher_train (S, P, n, C), the rest (S, ...); keys (S,);
                                  lams, temps (G,) → results with axes (S, P, G).
-    features(params, x) / logits(params, x): vmapped over a leading run axis of both.
+    features(params, x) / logits(params, x): vmapped over a leading run axis of both (eager).
     """
     train = make_train_with_data(config, template)
     lr = learning_rate
@@ -207,8 +207,9 @@ def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float)
 
     kd = jax.jit(jax.vmap(per_seed, in_axes=(0, 0, None, None)))
     model = make_model(config.model, **config.model_kwargs)
-    features = jax.jit(jax.vmap(lambda p, x: model.apply(p, x, method="features")))
-    logits = jax.jit(jax.vmap(lambda p, x: model.apply(p, x)))
+    # Not jitted: a handful of eager ops, cheaper than compiling one program per input shape.
+    features = jax.vmap(lambda p, x: model.apply(p, x, method="features"))
+    logits = jax.vmap(lambda p, x: model.apply(p, x))
     return single, kd, features, logits
 
 
