@@ -11,9 +11,10 @@ on the pixel values, and no download is needed (the GPU image has no network).
 For S students (default 1, 16, 64, 256, 1024; `--quick`: 1, 4, 16 with fewer steps):
 
   vmapped     the engine's compiled chunk function (`cch_jax.scan.make_chunk_fn`, what `run_scan`
-              calls) on one chunk of S runs;
+              calls) on one chunk of S runs (`--vmap-size k`: k runs vectorised at a time, the
+              blocks looped inside the program; k = 1 is the CPU setting, see BENCHMARKS.md);
   sequential  `jax.jit(make_train_with_data(config))` once per student in a Python loop
-              (min(S, --seq-max) students timed; its rate does not depend on S).
+              (each call blocked; min(S, --seq-max) students timed: the rate does not depend on S).
 
 Images/s per student = steps·batch / seconds per student; total = S times that. Compile time is
 excluded (programs are compiled ahead of time; `compile_s` reports it); the fastest of repeats
@@ -88,10 +89,11 @@ def chunk_args(size: int, lo: int = 0) -> tuple:
     return np.arange(lo, lo + size, dtype=np.int32), full(LAM), full(TEMPERATURE), full(LR)
 
 
-def compile_chunk(config, data, size: int):
+def compile_chunk(config, data, size: int, vmap_size=None):
     """(compiled chunk program for `size` runs, compile seconds)."""
     t0 = time.perf_counter()
-    compiled = make_chunk_fn(config, data).lower(data, *chunk_args(size)).compile()
+    fn = make_chunk_fn(config, data, vmap_size=vmap_size)
+    compiled = fn.lower(data, *chunk_args(size)).compile()
     return compiled, time.perf_counter() - t0
 
 
@@ -123,7 +125,7 @@ def child(args) -> int:
     if args.child == 0:
         jax.block_until_ready(jax.jit(lambda x: x.sum())(data.x_train))
     else:
-        compiled, _ = compile_chunk(make_config(args), data, args.child)
+        compiled, _ = compile_chunk(make_config(args), data, args.child, args.vmap_size)
         jax.block_until_ready(compiled(data, *chunk_args(args.child)))
     print(json.dumps(peak_memory_mb()))
     return 0
@@ -134,6 +136,8 @@ def measure_peak(args, students: int) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", str(students)]
     cmd += ["--steps", str(args.steps), "--batch", str(args.batch)]
     cmd += ["--n-train", str(args.n_train), "--n-test", str(args.n_test)]
+    if args.vmap_size is not None:
+        cmd += ["--vmap-size", str(args.vmap_size)]
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [".", os.environ.get("PYTHONPATH")]))
     )
@@ -148,7 +152,8 @@ def time_sequential(config, data, students: int, min_time: float) -> dict:
     t0 = time.perf_counter()
     compiled = single.lower(data, keys[0], *scalars).compile()
     compile_s = time.perf_counter() - t0
-    seconds = best_time(lambda: [compiled(data, k, *scalars) for k in keys], min_time)
+    run = lambda: [jax.block_until_ready(compiled(data, k, *scalars)) for k in keys]
+    seconds = best_time(run, min_time)
     return {"per_student": seconds / students, "compile_s": compile_s}
 
 
@@ -170,6 +175,12 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=2048)
     ap.add_argument("--n-test", type=int, default=256)
     ap.add_argument("--seq-max", type=int, default=4)
+    ap.add_argument(
+        "--vmap-size",
+        type=int,
+        default=None,
+        help="run_scan's vmap_size: runs vectorised together inside a chunk (1: a loop, for CPUs)",
+    )
     ap.add_argument("--budget-mb", type=float, default=2048.0, help="memory budget per chunk")
     ap.add_argument("--min-time", type=float, default=1.0)
     ap.add_argument("--no-subprocess", action="store_true", help="skip the measured peaks")
@@ -198,6 +209,7 @@ def main(argv=None) -> int:
             "steps": args.steps,
             "batch": args.batch,
             "n_train": args.n_train,
+            "vmap_size": args.vmap_size,
             "compile_excluded": True,
         },
         "memory_measure": (
@@ -213,7 +225,7 @@ def main(argv=None) -> int:
     out["rss_baseline_mb"] = None if baseline is None else baseline["rss_mb"]
     sizes = {}
     for s in students:
-        compiled, compile_s = compile_chunk(config, data, s)
+        compiled, compile_s = compile_chunk(config, data, s, args.vmap_size)
         seconds = best_time(lambda c=compiled, s=s: c(data, *chunk_args(s)), args.min_time)
         row = {
             "students": s,
@@ -243,7 +255,7 @@ def main(argv=None) -> int:
         b = (sizes[s1] - sizes[s0]) / (s1 - s0)
         a = sizes[s1] - b * s1
         chunk = choose_chunk((a, b), args.budget_mb, max_chunk=2**16)
-        check = xla_bytes(compile_chunk(config, data, chunk)[0])
+        check = xla_bytes(compile_chunk(config, data, chunk, args.vmap_size)[0])
         out["chunking"] = {
             "budget_mb": args.budget_mb,
             "fit_mb": {"fixed": a / 2**20, "per_student": b / 2**20},

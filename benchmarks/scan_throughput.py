@@ -8,11 +8,11 @@ Linear KD students on Gaussian regression: n = 10000 training rows, p = 100 stud
 
   (a) vmapped    the engine's chunk function (`cch_jax.scan.make_chunk_fn`, the jit(vmap(train))
                  that `run_scan` calls), over ceil(S / chunk) chunks, generic per-sample loss
-                 (`fast_path=False`);
+                 (`fast_path=False`); with `--vmap-size k`, vectorised k runs at a time inside
+                 each chunk (run_scan's `vmap_size`);
   (b) sequential the same single-student trainer, `jax.jit(make_train_with_data(config))`, called
-                 once per student in a Python loop (dispatched back to back, blocked at the end:
-                 the loop's most favourable form). Its rate does not depend on S, so it is
-                 measured on min(S, --seq-max) students;
+                 once per student in a Python loop, each call blocked before the next. Its rate
+                 does not depend on S, so it is measured on min(S, --seq-max) students;
   (c) fast path  (a) with the sufficient-statistics fast path (`fast_path=True`, the engine's
                  default for these students), and its sequential counterpart.
 
@@ -106,7 +106,9 @@ def chunk_inputs(lo: int, size: int, dtype) -> tuple:
     return seeds, full(LAM), full(TEMPERATURE), full(LR)
 
 
-def time_vmapped(config: TrainConfig, data, students: int, chunk: int, min_time: float) -> dict:
+def time_vmapped(
+    config: TrainConfig, data, students: int, chunk: int, min_time: float, vmap_size=None
+) -> dict:
     """(a)/(c): the engine's compiled chunk function over ceil(students / chunk) chunks.
 
     Returns {"seconds", "compile_s"}; compile excluded from "seconds".
@@ -114,7 +116,7 @@ def time_vmapped(config: TrainConfig, data, students: int, chunk: int, min_time:
     dtype = jnp.result_type(float)
     chunk = min(chunk, students)
     n_chunks = math.ceil(students / chunk)
-    fn = make_chunk_fn(config, data)
+    fn = make_chunk_fn(config, data, vmap_size=vmap_size)
     args = [chunk_inputs(i * chunk, chunk, dtype) for i in range(n_chunks)]
     args = [jax.device_put(a) for a in args]
     t0 = time.perf_counter()
@@ -135,7 +137,9 @@ def time_sequential(config: TrainConfig, data, students: int, min_time: float) -
     t0 = time.perf_counter()
     compiled = single.lower(data, keys[0], *scalars).compile()
     compile_s = time.perf_counter() - t0
-    run = lambda: [compiled(data, k, *scalars) for k in keys]
+    # Each call is blocked before the next: queued executions may otherwise overlap on the CPU
+    # client's threads (and compete for cache), which a sequential loop does not intend.
+    run = lambda: [jax.block_until_ready(compiled(data, k, *scalars)) for k in keys]
     return {"per_student": best_time(run, min_time) / students, "compile_s": compile_s}
 
 
@@ -193,7 +197,7 @@ def measure(mode: str, args, model, students: int) -> dict:
     step_count = students * steps
     for label, fast in (("", False), ("fastpath_", True)):
         config = base.replace(fast_path=fast)
-        vm = time_vmapped(config, data, students, args.chunk_size, args.min_time)
+        vm = time_vmapped(config, data, students, args.chunk_size, args.min_time, args.vmap_size)
         sq = time_sequential(config, data, n_seq, args.min_time)
         row[f"{label}vmapped_steps_per_s"] = step_count / vm["seconds"]
         row[f"{label}sequential_steps_per_s"] = steps / sq["per_student"]
@@ -230,6 +234,12 @@ def parse_args(argv=None):
         help="runs per compiled call (default 256 on CPU, 1024 on an accelerator: the Gaussian "
         "generic path holds ~3 floats × n × (p1 + p + 1) per run, 24 MB at the defaults)",
     )
+    ap.add_argument(
+        "--vmap-size",
+        type=int,
+        default=None,
+        help="run_scan's vmap_size: vectorise this many runs at a time inside a chunk (CPU cache)",
+    )
     ap.add_argument("--seq-max", type=int, default=32, help="students timed sequentially")
     ap.add_argument("--bmv-max", type=int, default=1024, help="students in the bmv ceiling")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
@@ -262,6 +272,7 @@ def main(argv=None) -> int:
             "lam": LAM,
             "learning_rate": LR,
             "chunk_size": args.chunk_size,
+            "vmap_size": args.vmap_size,
             "seq_max": args.seq_max,
             "compile_excluded": True,
         },

@@ -104,19 +104,26 @@ def grid_runs(lams, temperatures, learning_rates, seeds) -> dict:
     return {a: m.ravel() for a, m in zip(GRID_AXES, mesh, strict=True)}
 
 
-def make_chunk_fn(config: TrainConfig, data=None):
+def make_chunk_fn(config: TrainConfig, data=None, *, vmap_size: int | None = None):
     """jit(vmap(train)) over a chunk of runs: (data, seeds, lams, temps, lrs) -> TrainResult.
+
+    vmap_size: None vectorises the whole chunk; k vectorises k runs at a time and loops over those
+    blocks inside the same program (`lax.map(..., batch_size=k)`; the chunk length must be a
+    multiple of k). Smaller blocks keep each step's working set in cache on a CPU, and k = 1 avoids
+    XLA CPU's per-student convolutions, whose vmapped (grouped) form costs ∝ k² (BENCHMARKS.md).
 
     Without fixed data the jitted function is cached per config content, so scans of the same
     config and chunk shape (a resumed scan, a process's share, a rerun) reuse the compiled program.
     """
+    if vmap_size is not None and (isinstance(vmap_size, bool) or int(vmap_size) < 1):
+        raise ValueError(f"vmap_size={vmap_size!r} must be None or a positive integer")
     if data is not None:
-        return _chunk_fn(config, data)
-    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        return _chunk_fn(config, data, vmap_size)
+    key = json.dumps([config.to_dict(), vmap_size], sort_keys=True, default=str)
     if key not in _CHUNK_FNS:
         while len(_CHUNK_FNS) >= 16:  # bounded: drop the oldest
             _CHUNK_FNS.pop(next(iter(_CHUNK_FNS)))
-        _CHUNK_FNS[key] = _chunk_fn(config, None)
+        _CHUNK_FNS[key] = _chunk_fn(config, None, vmap_size)
     return _CHUNK_FNS[key]
 
 
@@ -130,14 +137,17 @@ def clear_cache() -> None:
     _CHUNK_FNS.clear()
 
 
-def _chunk_fn(config: TrainConfig, data):
+def _chunk_fn(config: TrainConfig, data, vmap_size: int | None = None):
     train = make_train_with_data(config, data)
 
     def run_chunk(data, seeds, lams, temperatures, learning_rates) -> TrainResult:
         keys = jax.vmap(jax.random.key)(seeds)
-        return jax.vmap(train, in_axes=(None, 0, 0, 0, 0))(
-            data, keys, lams, temperatures, learning_rates
-        )
+        runs = (keys, lams, temperatures, learning_rates)
+        if vmap_size is None or vmap_size >= seeds.shape[0]:
+            return jax.vmap(train, in_axes=(None, 0, 0, 0, 0))(data, *runs)
+        if seeds.shape[0] % vmap_size:  # a remainder block would trace `train` a second time
+            raise ValueError(f"vmap_size={vmap_size} must divide the chunk length {seeds.shape[0]}")
+        return jax.lax.map(lambda r: train(data, *r), runs, batch_size=vmap_size)
 
     return jax.jit(run_chunk)
 
@@ -155,7 +165,9 @@ def shardings(devices: Sequence) -> tuple:
     return NamedSharding(mesh, P("runs")), NamedSharding(mesh, P())
 
 
-def _fingerprint(config: TrainConfig, data, grid: dict, chunk_size: int, keep_params: bool) -> str:
+def _fingerprint(
+    config: TrainConfig, data, grid: dict, chunk_size: int, keep_params: bool, vmap_size=None
+) -> str:
     """Hash of everything that determines the numbers of every chunk (for safe resumption)."""
     h = hashlib.sha256()
     desc = {
@@ -165,6 +177,8 @@ def _fingerprint(config: TrainConfig, data, grid: dict, chunk_size: int, keep_pa
         "keep_params": keep_params,
         "dtype": str(jnp.result_type(float)),
     }
+    if vmap_size is not None:  # blocks may round differently; absent = the old fingerprints
+        desc["vmap_size"] = vmap_size
     h.update(json.dumps(desc, sort_keys=True, default=str).encode())
     if data is not None:  # fixed arrays: hash their bytes too
         for leaf in jax.tree.leaves(data):
@@ -233,6 +247,7 @@ def run_scan(
     *,
     data: ArrayData | None = None,
     chunk_size: int = 4096,
+    vmap_size: int | None = None,
     out: str | Path | None = None,
     keep_params: bool = True,
     progress: bool | None = None,
@@ -249,6 +264,10 @@ def run_scan(
       data: fixed ArrayData if not in the config.
       chunk_size: runs per compiled call (memory ∝ chunk_size; 10⁵ linear students → a few
         chunks; CNN students: a few hundred per chunk on a GPU).
+      vmap_size: vectorise this many runs at a time within a chunk, looping over the blocks inside
+        the compiled program (None: the whole chunk). A CPU option: small blocks stay in cache, and
+        1 for CNN students (vmapped convolutions are slow on XLA CPU). One device only. The chunk
+        is padded to a multiple of it.
       out: directory for chunk files and the final results.npz/.json (resumable); None: memory only.
       keep_params: also return/save the final params of every run (False for large models).
       progress: progress bar on stderr; None = only when stderr is a terminal.
@@ -266,13 +285,19 @@ def run_scan(
         raise ValueError(
             f"process_index={process_index} must lie in [0, process_count={process_count})"
         )
+    n_devices = len(jax.local_devices() if devices is None else devices)
+    if vmap_size is not None and n_devices > 1:
+        raise ValueError(
+            f"vmap_size={vmap_size} needs one device (got {n_devices}): its blocks are a "
+            "sequential loop, which cannot run over a sharded run axis"
+        )
     lams, temperatures, seeds, learning_rates = check_grid(
         config, lams, temperatures, seeds, learning_rates
     )
     data = (
         data if data is not None else (config.data if isinstance(config.data, ArrayData) else None)
     )
-    chunk_fn = make_chunk_fn(config, data)  # validates config/data before any work
+    chunk_fn = make_chunk_fn(config, data, vmap_size=vmap_size)  # validates before any work
     grid = grid_runs(lams, temperatures, learning_rates, seeds)
     n_runs = len(grid["seed"])
     chunk = min(chunk_size, n_runs)
@@ -291,7 +316,7 @@ def run_scan(
         "chunk_size": chunk,
         "n_runs": n_runs,
         "n_chunks": n_chunks,
-        "fingerprint": _fingerprint(config, data, grid, chunk, keep_params),
+        "fingerprint": _fingerprint(config, data, grid, chunk, keep_params, vmap_size),
         **environment(),
     }
 
@@ -313,7 +338,8 @@ def run_scan(
 
     devices = list(jax.local_devices() if devices is None else devices)
     meta["run_axis_devices"] = len(devices)
-    padded = len(devices) * math.ceil(chunk / len(devices))
+    step = len(devices) if vmap_size is None else min(vmap_size, chunk)
+    padded = step * math.ceil(chunk / step)
     run_sharding, data_sharding = shardings(devices)
     dtype = jnp.result_type(float)
     if data is not None:
