@@ -17,9 +17,9 @@ from cch_jax.cli import UserError
 
 SECTIONS = {"train", "data", "grid", "scan"}
 TRAIN_KEYS = {"task", "model", "model_kwargs", "steps", "eval_every", "optimizer", "schedule",
-              "batch_size"}  # fmt: skip
+              "batch_size", "fast_path"}  # fmt: skip
 GRID_KEYS = {"lam", "temperature", "learning_rate", "seeds"}
-SCAN_KEYS = {"chunk_size", "keep_params", "out", "x64"}
+SCAN_KEYS = {"chunk_size", "keep_params", "out", "x64", "vmap_size"}
 ARRAY_MEMBERS = ("x_train", "y_train", "teacher_train", "x_test", "y_test")
 
 
@@ -163,6 +163,7 @@ def run(args) -> int:
         chunk_size=int(scan_opts.get("chunk_size", 4096)),
         keep_params=bool(scan_opts.get("keep_params", True)),
         out=out,
+        vmap_size=scan_opts.get("vmap_size"),
     )
     if args.json:
         print_json(
