@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.scipy.special import logsumexp
+from scipy.special import ndtri
 
 
 class MLP(nn.Module):
@@ -53,10 +54,15 @@ class Critic(nn.Module):
     @nn.compact
     def __call__(self, x, y):
         widths = (self.hidden,) * self.layers
+        # output a·raw + b with a = 0, b = 1 at initialisation: the untrained critic is constant, so
+        # every bound starts at exactly 0 (NWJ's optimum for independent data is f ≡ 1), and early
+        # stopping can always fall back to "no evidence of dependence".
+        a = self.param("scale", nn.initializers.zeros, ())
+        b = self.param("offset", nn.initializers.ones, ())
         if self.kind == "separable":
             gx = MLP(widths + (self.embed,), name="g")(x)
             hy = MLP(widths + (self.embed,), name="h")(y)
-            return gx @ hy.T
+            return a * (gx @ hy.T) / math.sqrt(self.embed) + b
         b = x.shape[0]
         pairs = jnp.concatenate(
             [
@@ -65,7 +71,7 @@ class Critic(nn.Module):
             ],
             axis=-1,
         )
-        return MLP(widths + (1,), name="f")(pairs)[..., 0]
+        return a * MLP(widths + (1,), name="f")(pairs)[..., 0] + b
 
 
 def _offdiag_logmeanexp(s):
@@ -95,16 +101,41 @@ BOUNDS = {"mine": dv_bound, "nwj": nwj_bound, "infonce": infonce_bound}
 _ORDER = ("infonce", "nwj", "mine")  # a traced index selects the bound: one compile for all three
 
 
-@functools.partial(jax.jit, static_argnames=("hidden", "layers", "embed", "kind", "steps", "batch"))
+@functools.partial(
+    jax.jit,
+    static_argnames=("hidden", "layers", "embed", "kind", "steps", "batch", "eval_every"),
+)
 def _fit_and_eval(
-    keys, xtr, ytr, xev, yev, lr, ema, which, *, hidden, layers, embed, kind, steps, batch
+    keys,
+    xtr,
+    ytr,
+    xva,
+    yva,
+    xev,
+    yev,
+    lr,
+    ema,
+    weight_decay,
+    which,
+    *,
+    hidden,
+    layers,
+    embed,
+    kind,
+    steps,
+    batch,
+    eval_every,
 ):
-    """Train len(keys) critics (vmap) and return the held-out bound per seed and block (S, nb).
+    """Train len(keys) critics (vmap) with early stopping; held-out bound per seed and block.
 
-    `which` indexes _ORDER (traced, so MINE, InfoNCE and NWJ share one compiled program).
+    Every `eval_every` steps the bound is evaluated on the validation pairs (xva, yva) as one score
+    matrix; the parameters with the best validation bound (initialisation included) are kept and
+    evaluated on (xev, yev) in disjoint blocks of `batch` pairs. Returns (values (S, nb), best step
+    (S,), validation curve (S, steps // eval_every + 1)). `which` indexes _ORDER (traced, so MINE,
+    InfoNCE and NWJ share one compiled program).
     """
     critic = Critic(hidden=hidden, layers=layers, embed=embed, kind=kind)
-    opt = optax.adam(lr)
+    opt = optax.adamw(lr, weight_decay=weight_decay)
     ntr = xtr.shape[0]
 
     def bound(s):
@@ -128,6 +159,10 @@ def _fit_and_eval(
             ],
         )
 
+    def val_bound(params):
+        v = bound(critic.apply(params, xva, yva))
+        return jnp.where(jnp.isfinite(v), v, -jnp.inf)
+
     def train_one(key):
         k_init, k_loop = jax.random.split(key)
         params = critic.init(k_init, xtr[:2], ytr[:2])
@@ -142,14 +177,61 @@ def _fit_and_eval(
             updates, state = opt.update(grads, state, params)
             return (optax.apply_updates(params, updates), state, log_ema), None
 
-        init = (params, state, jnp.zeros((), xtr.dtype))
-        (params, _, _), _ = jax.lax.scan(step, init, jax.random.split(k_loop, steps))
+        def chunk(carry, ks):
+            train, best, best_val, best_step, t = carry
+            train, _ = jax.lax.scan(step, train, ks)
+            v = val_bound(train[0])
+            better = v > best_val
+            best = jax.tree.map(lambda a, b: jnp.where(better, a, b), train[0], best)
+            t = t + eval_every
+            carry = (
+                train,
+                best,
+                jnp.where(better, v, best_val),
+                jnp.where(better, t, best_step),
+                t,
+            )
+            return carry, v
+
+        v0 = val_bound(params)
+        init = (
+            (params, state, jnp.zeros((), xtr.dtype)),
+            params,
+            v0,
+            jnp.zeros((), jnp.int32),
+            jnp.zeros((), jnp.int32),
+        )
+        nchunks = steps // eval_every
+        ks = jax.random.split(k_loop, (nchunks, eval_every))
+        (_, best, _, best_step, _), curve = jax.lax.scan(chunk, init, ks)
         nb = xev.shape[0] // batch
         xb = xev[: nb * batch].reshape(nb, batch, -1)
         yb = yev[: nb * batch].reshape(nb, batch, -1)
-        return jax.lax.map(lambda a: bound(critic.apply(params, a[0], a[1])), (xb, yb))
+        vals = jax.lax.map(lambda a: bound(critic.apply(best, a[0], a[1])), (xb, yb))
+        return vals, best_step, jnp.concatenate([v0[None], curve])
 
     return jax.vmap(train_one)(keys)
+
+
+def _normal_scores(fit: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Each column of `a` through the empirical CDF of that column of `fit`, then Φ⁻¹.
+
+    A coordinate-wise increasing map, so I(X; Y) is unchanged (exactly, for the population CDF);
+    values outside the range of `fit` map to its extreme scores (|z| ≤ Φ⁻¹(1 − ½/m)).
+    """
+    m = fit.shape[0]
+    u = (np.arange(m) + 0.5) / m
+    cols = [np.interp(a[:, j], np.sort(fit[:, j]), u) for j in range(a.shape[1])]
+    return ndtri(np.stack(cols, axis=1))
+
+
+def _robust_scale(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre (median) and scale (IQR/1.349, the sd for a Gaussian; sd where the IQR is 0)."""
+    q1, med, q3 = np.quantile(a, [0.25, 0.5, 0.75], axis=0)
+    iqr = (q3 - q1) / 1.3489795
+    sd = a.std(0)
+    scale = np.where(iqr > 0, iqr, sd) + 1e-12
+    return med, scale
 
 
 def neural_mi(
@@ -159,7 +241,7 @@ def neural_mi(
     key,
     estimator: str = "infonce",
     seeds: int = 4,
-    steps: int = 500,
+    steps: int = 1000,
     batch: int = 128,
     lr: float = 1e-3,
     hidden: int = 64,
@@ -167,32 +249,57 @@ def neural_mi(
     embed: int = 32,
     critic: str = "separable",
     ema: float = 0.01,
+    weight_decay: float = 0.0,
+    val_frac: float = 0.25,
+    eval_every: int = 25,
+    clip: float = 10.0,
+    transform: str = "rank",
 ) -> dict:
-    """Train `seeds` critics on a random half, evaluate the bound on the other half (nats)."""
+    """Train `seeds` critics on a random half, evaluate the bound on the other half (nats).
+
+    The training half is split again: 1 − val_frac for gradient steps, val_frac for early stopping
+    (the critic with the best validation bound over checkpoints every `eval_every` steps is kept).
+    Inputs are centred by the median, scaled by the IQR (fitted on the training half) and clipped to
+    ±clip (0: no clipping) so heavy tails cannot blow up exp(critic).
+    """
     if estimator not in BOUNDS:
         raise ValueError(f"estimator={estimator!r} must be one of {sorted(BOUNDS)}")
     if critic not in ("separable", "joint"):
         raise ValueError(f"critic={critic!r} must be 'separable' or 'joint'")
+    if transform not in ("rank", "robust"):
+        raise ValueError(f"transform={transform!r} must be 'rank' or 'robust'")
+    if not 0.0 < val_frac < 1.0:
+        raise ValueError(f"val_frac={val_frac!r} must be in (0, 1)")
+    if not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be a positive integer")
+    if not isinstance(eval_every, int | np.integer) or eval_every < 1:
+        raise ValueError(f"eval_every={eval_every!r} must be a positive integer")
+    eval_every = int(min(eval_every, steps))
+    steps = -(-int(steps) // eval_every) * eval_every  # whole number of validation intervals
     n = x.shape[0]
     k_split, k_seeds = jax.random.split(key)
     perm = np.asarray(jax.random.permutation(k_split, n))
     half = n // 2
-    tr, ev = perm[:half], perm[half:]
-    batch = int(min(batch, half // 2))
-    if batch < 4:
+    nva = int(round(val_frac * half))
+    tr, va, ev = perm[: half - nva], perm[half - nva : half], perm[half:]
+    batch = int(min(batch, tr.size // 2))
+    if batch < 4 or nva < 4:
         raise ValueError(f"n={n} is too small for a neural estimator: batch {batch} < 4")
     dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    mu, sd = x[tr].mean(0), x[tr].std(0) + 1e-12
-    mv, sv = y[tr].mean(0), y[tr].std(0) + 1e-12
-    xs, ys = (x - mu) / sd, (y - mv) / sv
-    vals = _fit_and_eval(
+    fit = perm[:half]
+    if transform == "rank":
+        xs, ys = _normal_scores(x[fit], x), _normal_scores(y[fit], y)
+    else:
+        (mu, sd), (mv, sv) = _robust_scale(x[fit]), _robust_scale(y[fit])
+        xs, ys = (x - mu) / sd, (y - mv) / sv
+    if clip:
+        xs, ys = np.clip(xs, -clip, clip), np.clip(ys, -clip, clip)
+    vals, best_step, curve = _fit_and_eval(
         jax.random.split(k_seeds, seeds),
-        jnp.asarray(xs[tr], dt),
-        jnp.asarray(ys[tr], dt),
-        jnp.asarray(xs[ev], dt),
-        jnp.asarray(ys[ev], dt),
+        *(jnp.asarray(a, dt) for a in (xs[tr], ys[tr], xs[va], ys[va], xs[ev], ys[ev])),
         lr,
         ema,
+        weight_decay,
         _ORDER.index(estimator),
         hidden=hidden,
         layers=layers,
@@ -200,6 +307,7 @@ def neural_mi(
         kind=critic,
         steps=steps,
         batch=batch,
+        eval_every=eval_every,
     )
     vals = np.asarray(vals, np.float64)  # (seeds, blocks)
     finite = np.all(np.isfinite(vals), axis=1)
@@ -218,10 +326,14 @@ def neural_mi(
         "seed_estimates": per_seed.tolist(),
         "blocks": nb,
         "batch": batch,
-        "train_size": int(half),
-        "eval_size": int(n - half),
+        "train_size": int(tr.size),
+        "val_size": int(nva),
+        "eval_size": int(ev.size),
         "critic": critic,
         "steps": steps,
+        "eval_every": eval_every,
+        "best_step": np.asarray(best_step).tolist(),
+        "val_curve": np.nan_to_num(np.asarray(curve, np.float64), neginf=np.nan).mean(0).tolist(),
         "diverged_seeds": diverged,
     }
     if estimator == "infonce":
