@@ -60,8 +60,9 @@ class Critic(nn.Module):
         a = self.param("scale", nn.initializers.zeros, ())
         b = self.param("offset", nn.initializers.ones, ())
         if self.kind == "separable":
-            gx = MLP(widths + (self.embed,), name="g")(x)
-            hy = MLP(widths + (self.embed,), name="h")(y)
+            # MLP plus a linear path: Gaussian-like (linear) dependence needs no hidden units
+            gx = MLP(widths + (self.embed,), name="g")(x) + nn.Dense(self.embed, name="gl")(x)
+            hy = MLP(widths + (self.embed,), name="h")(y) + nn.Dense(self.embed, name="hl")(y)
             return a * (gx @ hy.T) / math.sqrt(self.embed) + b
         b = x.shape[0]
         pairs = jnp.concatenate(
