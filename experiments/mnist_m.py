@@ -77,7 +77,7 @@ def cnn_config(cfg) -> TrainConfig:
 
 
 def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):
-    """(single, kd, features, logits); the images are shared by all runs (not copied).
+    """(single, kd, features, logits), jitted; the images are shared by all runs (not copied).
 
     single(data, keys): λ = 0 runs, one per key. kd(data, t_logits (S, n, C), keys (S,), lams,
     temps (G,)) → results with axes (S, G). features/logits(params with a run axis, x) → (R, m, ·).
@@ -92,9 +92,8 @@ def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float)
 
     kd = jax.jit(jax.vmap(per_seed, in_axes=(None, 0, 0, None, None)))
     model = make_model(config.model, **config.model_kwargs)
-    # Not jitted: a few eager ops, cheaper than compiling a program per input shape.
-    features = jax.vmap(lambda p, x: model.apply(p, x, method="features"), (0, None))
-    logits = jax.vmap(lambda p, x: model.apply(p, x), (0, None))
+    features = jax.jit(jax.vmap(lambda p, x: model.apply(p, x, method="features"), (0, None)))
+    logits = jax.jit(jax.vmap(lambda p, x: model.apply(p, x), (0, None)))
     return single, kd, features, logits
 
 
