@@ -6,7 +6,7 @@ import pytest
 
 from cch_jax.mi import ESTIMATORS, MIEstimate, estimate, permutation_null, validate
 from cch_jax.mi.neural import dv_bound, infonce_bound, nwj_bound
-from cch_jax.mi.tasks import mixture_mi, student_t_mi, tasks
+from cch_jax.mi.tasks import gaussian_sampler, mixture_mi, student_t_mi, tasks
 
 KEY = jax.random.key(0)
 
@@ -86,21 +86,53 @@ def test_bounds_on_known_score_matrices():
     assert float(infonce_bound(big)) == pytest.approx(np.log(16), abs=1e-12)
 
 
-def test_neural_estimators_learn_dependence_vmapped_over_seeds():
-    """Tiny critics (4 seeds, 250 steps) find I ≈ 0.83 on ρ = 0.9 data and ≈ 0 on shuffled data."""
-    x, y = _pair(n=1000, rho=0.9, seed=1)
-    opts = dict(steps=250, hidden=16, embed=8, batch=64, seeds=4, lr=3e-3)
+def test_neural_estimators_accurate_on_easy_gaussian_and_null_on_independent():
+    """Default critics (4 seeds vmapped, early stopping) on 2 + 2 dense Gaussian data, n = 2000.
+
+    Tolerance from a measurement (6 replicates of this task, defaults, float64 inputs): bias
+    mine −0.05…−0.11, infonce −0.03…−0.10, nwj −0.07…−0.12 (variational bounds sit below I), each
+    with stderr ≈ 0.02–0.05; so the band is [I − 0.2, I + 0.05] (above I only by noise). With y
+    shuffled the values were within ±0.01 of 0 (the untrained critic is constant, bound exactly 0),
+    so "not significantly negative" is value > −0.03 and a 95 % interval reaching −0.01 or above.
+    """
+    sample, mi = gaussian_sampler(2, 2, [0.8, 0.5], mix=True)
+    rng = np.random.default_rng(0)
+    x, y = sample(rng, 2000)
+    yp = y[rng.permutation(2000)]
     for name in ("mine", "infonce", "nwj"):
-        e = estimate(x, y, key=KEY, estimator=name, **opts)
-        assert len(e.details["seed_estimates"]) == 4
+        e = estimate(x, y, key=KEY, estimator=name)
+        assert len(e.details["seed_estimates"]) == 4 and e.details["diverged_seeds"] == 0
         assert e.stderr > 0 and e.ci_low < e.value < e.ci_high
-        assert 0.3 < e.value < 1.1, (name, e.value)  # truth 0.830; bounds are lower bounds
+        assert mi - 0.2 < e.value < mi + 0.05, (name, e.value, mi)
         if name == "infonce":
             assert e.value <= e.details["upper_limit"] + 1e-9
-    shuffled = estimate(
-        x, np.random.default_rng(0).permutation(y), key=KEY, estimator="infonce", **opts
-    )
-    assert abs(shuffled.value) < 0.15
+        null = estimate(x, yp, key=KEY, estimator=name)
+        assert null.value > -0.03 and null.ci_high > -0.01, (name, null.value, null.ci)
+
+
+def test_neural_options_are_checked():
+    x, y = _pair(n=200)
+    for kwargs, match in [
+        ({"transform": "log"}, "transform='log'"),
+        ({"val_frac": 1.5}, "val_frac=1.5"),
+        ({"eval_every": 0}, "eval_every=0"),
+        ({"steps": 0}, "steps=0"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            estimate(x, y, key=KEY, estimator="infonce", **kwargs)
+
+
+def test_normal_scores_are_monotone_and_bounded():
+    from cch_jax.mi.neural import _normal_scores
+
+    rng = np.random.default_rng(0)
+    fit = rng.standard_t(1.0, (500, 2))  # Cauchy: heavy tails
+    a = np.r_[fit, [[1e9, -1e9]]]
+    z = _normal_scores(fit, a)
+    assert np.all(np.isfinite(z)) and np.abs(z).max() <= 3.1
+    for j in range(2):
+        order = np.argsort(a[:, j])
+        assert np.all(np.diff(z[order, j]) >= 0)
 
 
 def test_latent_estimator_runs_and_sees_dependence():
