@@ -41,7 +41,7 @@ from experiments._common import (
     save_figure,
     save_results,
 )
-from experiments.multiview import (
+from experiments._real import (
     ESTIMATOR_PAIRS,
     PCA,
     lam_temp_grid,

@@ -37,7 +37,7 @@ from experiments._common import (
     save_figure,
     save_results,
 )
-from experiments.multiview import (
+from experiments._real import (
     ESTIMATOR_PAIRS,
     lam_temp_grid,
     make_runners,

@@ -15,7 +15,7 @@ import pytest
 import experiments
 from cch_jax.cli import main as cli
 from cch_jax.data.real import DataUnavailableError
-from experiments import multiview as mv
+from experiments import _real as mv
 from experiments import omics
 
 TINY = {
