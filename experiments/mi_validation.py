@@ -317,8 +317,9 @@ METHODS = """
   variational bias (bounds are below the truth; InfoNCE ≤ log 128 ≈ 4.85) is not in it. Nothing
   is clamped: a negative value is reported as is and means "no evidence of dependence" (a bound
   evaluated on held-out data can fall below 0 by chance or when the critic over-fitted).
-- **latent** — paired cross-reconstructing autoencoders (latent dimension 8), then KSG on the
-  held-out half of the codes, over 3 seeds; stderr from seeds and disjoint subsets.
+- **latent** — inputs as normal scores (as for the critics), paired cross-reconstructing
+  autoencoders (latent dimension 8, 1000 steps), then KSG on the held-out half of the codes, over
+  3 seeds; stderr from seeds and disjoint subsets.
 """
 
 

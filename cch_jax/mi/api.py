@@ -161,8 +161,8 @@ def estimate(
     key, n, subsets and strata use the same partition, so their subset estimates are paired (used by
     `cch check` for the stderr of a difference of two MIs). names: how error messages call x, y.
     options: estimator-specific settings (neural: seeds, steps, batch, lr, hidden, layers, embed,
-    critic; latent: latent_dim, seeds, steps, batch, lr, hidden, cross_weight; gaussian:
-    bias_correct).
+    critic, weight_decay, val_frac, eval_every, clip, transform; latent: latent_dim, seeds, steps,
+    batch, lr, hidden, cross_weight, transform; gaussian: bias_correct).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r} must be one of {', '.join(ESTIMATORS)}")

@@ -5,7 +5,9 @@ then run KSG on the held-out half of the latent codes.
 Model (our own Flax implementation of the idea): encoders z_x = E_x(x), z_y = E_y(y) of dimension
 `latent_dim`; decoders reconstruct each input from its own code and cross-decoders predict the other
 variable from it, loss = mse(D_x(z_x), x) + mse(D_y(z_y), y) + λ [mse(C_xy(z_x), y) + mse(C_yx(z_y), x)].
-The cross terms push the codes to keep the information X and Y share. `seeds` autoencoders are
+The cross terms push the codes to keep the information X and Y share. Inputs are first mapped to
+normal scores coordinate-wise (`transform="rank"`, see neural._normal_scores; MI-preserving, tames
+heavy tails) or z-scored (`"standard"`). `seeds` autoencoders are
 trained at once with vmap on a random half; KSG (k neighbours) is computed on the codes of the other
 half for each seed. Estimate: mean over seeds. Stderr: se² = var_seeds / S + mean_seeds(se_ksg²),
 se_ksg from disjoint subsets as for `ksg`. By the data-processing inequality the latent MI is at most
@@ -24,7 +26,7 @@ import numpy as np
 import optax
 
 from cch_jax.mi.knn import ksg
-from cch_jax.mi.neural import MLP
+from cch_jax.mi.neural import MLP, _normal_scores
 
 
 class PairedAutoencoder(nn.Module):
@@ -91,10 +93,13 @@ def latent_mi(
     cross_weight: float = 1.0,
     subsets: int = 10,
     tile: int = 128,
+    transform: str = "rank",
 ) -> dict:
     """Latent MI estimate (nats) with seed + disjoint-subset stderr; see the module docstring."""
     if not isinstance(latent_dim, int | np.integer) or latent_dim < 1:
         raise ValueError(f"latent_dim={latent_dim!r} must be a positive integer")
+    if transform not in ("rank", "standard"):
+        raise ValueError(f"transform={transform!r} must be 'rank' or 'standard'")
     n = x.shape[0]
     k_split, k_seeds, k_sub = jax.random.split(key, 3)
     perm = np.asarray(jax.random.permutation(k_split, n))
@@ -102,8 +107,11 @@ def latent_mi(
     tr, ev = perm[:half], perm[half:]
     batch = int(min(batch, half))
     dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    xs = (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-12)
-    ys = (y - y[tr].mean(0)) / (y[tr].std(0) + 1e-12)
+    if transform == "rank":  # coordinate-wise increasing map: the MI is unchanged
+        xs, ys = _normal_scores(x[tr], x), _normal_scores(y[tr], y)
+    else:
+        xs = (x - x[tr].mean(0)) / (x[tr].std(0) + 1e-12)
+        ys = (y - y[tr].mean(0)) / (y[tr].std(0) + 1e-12)
     zx, zy = _fit_encode(
         jax.random.split(k_seeds, seeds),
         jnp.asarray(xs[tr], dt),
