@@ -186,3 +186,22 @@ def test_tasks_cover_the_required_families():
     assert len(names) >= 10
     for fam in ("gauss-1+1", "gauss-20+20", "asinh", "halfcube", "normcdf", "student-t", "mixture"):
         assert any(fam in n for n in names), fam
+
+
+def test_gaussian_with_labels_warns_above_label_entropy():
+    """I(X; Y) ≤ H(Y) for class labels; the Gaussian formula on one-hot labels can exceed it."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 10, 2000)
+    x = np.eye(10)[y] * 3 + rng.normal(size=(2000, 10)) * 0.1  # labels almost recoverable
+    with pytest.warns(UserWarning, match="above H\\(Y\\)"):
+        est = estimate(x, y, key=jax.random.key(0), estimator="gaussian")
+    h_y = est.details["label_entropy"]
+    assert est.value > h_y and h_y == pytest.approx(np.log(10), abs=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the mixed estimator: no warning, and below the ceiling
+        mixed = estimate(x, y, key=jax.random.key(0), estimator="mixed")
+    # At perfect separation the mixed estimate is ψ(N) − ⟨ψ(N_y)⟩ ≈ H(Y) + (C − 1)/(2N) = H(Y) + 0.0023
+    # (digamma vs plug-in log); allow twice that.
+    assert mixed.value < h_y + 2 * (10 - 1) / (2 * 2000)

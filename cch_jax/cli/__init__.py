@@ -11,6 +11,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 
 # Sub-commands are discovered: every module cch_jax.cli.<name> with a `register(subparsers)`.
 _NOT_COMMANDS = {"common", "__main__"}
@@ -50,7 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"cch: warning: {message}\n"
+
+
 def main(argv=None) -> int:
+    warnings.formatwarning = _one_line_warning  # a user reads warnings, not source locations
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

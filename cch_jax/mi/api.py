@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -189,12 +190,30 @@ def estimate(
     value, se, dof = out.pop("value"), out.pop("stderr"), out.pop("dof")
     lo, hi = _interval(value, se, dof)
     details = {"seconds": time.perf_counter() - t0, "labels": y_labels, **out}
+    if y_labels:
+        details["label_entropy"] = label_entropy(ya)
+        if estimator == "gaussian" and value > details["label_entropy"]:
+            # I(X; Y) ≤ H(Y) for discrete Y; the Gaussian formula on one-hot labels can break it
+            # (kNN estimates may exceed H(Y) by their sampling noise: no warning for those).
+            warnings.warn(
+                f"estimator={estimator!r} gave I = {value:.3g} nats above H(Y) = "
+                f"{details['label_entropy']:.3g} nats, impossible for discrete labels: the "
+                "estimate is invalid here (use estimator='mixed' for class labels)",
+                stacklevel=2,
+            )
     if null:
         details["null"] = _null(
             xa, ya, y_labels, value, key=k_null, estimator=estimator, num=null, k=k,
             subsets=subsets, tile=tile, standardize=standardize, options=options,
         )  # fmt: skip
     return MIEstimate(value, se, lo, hi, int(xa.shape[0]), estimator, details)
+
+
+def label_entropy(labels) -> float:
+    """Plug-in entropy H(Y) in nats of integer class labels (n,): the ceiling of I(X; Y)."""
+    _, counts = np.unique(np.asarray(labels).reshape(-1), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
 
 
 def _null(x, y, y_labels, observed, *, key, estimator, num, k, subsets, tile, standardize, options):
