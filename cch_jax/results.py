@@ -23,6 +23,7 @@ import flax.struct
 import jax
 import numpy as np
 
+from cch_jax.serialize import jsonable
 from cch_jax.train import Metrics
 
 GRID_AXES = ("lam", "temperature", "learning_rate", "seed")
@@ -151,8 +152,6 @@ def save_npz(path, arrays: dict) -> None:
 
 
 def save_json(path, obj) -> None:
-    from cch_jax.cli.common import jsonable
-
     text = json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -29,21 +28,11 @@ def figures_dir(figures=None, quick: bool = False) -> Path:
 
 
 def environment() -> dict:
-    """Versions and device, recorded beside every result."""
-    import flax
-    import jax
-    import optax
+    """Versions, device and date, recorded beside every result (cch_jax.scan.environment + date)."""
+    from cch_jax.scan import environment as scan_environment
 
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "flax": flax.__version__,
-        "optax": optax.__version__,
-        "numpy": np.__version__,
-        "device": str(jax.devices()[0].device_kind),
-        "platform": jax.default_backend(),
-    }
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {"date": date, **scan_environment()}
 
 
 def save_results(directory: Path, arrays: dict, meta: dict) -> None:

@@ -16,6 +16,7 @@ KD helps even when CCH fails — CCH is sufficient (with Theorem 1's assumptions
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 import theory
@@ -79,8 +80,6 @@ def simulate(model, n, cfg):
 def weight_error(source, kernel, lams, seeds: int = 2) -> float:
     """Convergence check: max over λ and the first `seeds` seeds of ‖w − ŵ(λ)‖/‖ŵ(λ)‖, w the
     trained weights kernel[λ, seed] and ŵ(λ) the closed form on the same training set."""
-    import jax
-
     err = 0.0
     for s in range(min(seeds, kernel.shape[1])):
         x2, y, t = gaussian_training_set(source, jax.random.key(s))

@@ -44,6 +44,11 @@ def _quadratic(s: KDStats, k):
     return s.D + k * s.sigma_t2, k * s.c, k * s.sigma2
 
 
+def _stats_and_k(model: JointGaussian, w1, n: int):
+    """(σ², σt², c, D) of the teacher w1 and k = p2/(n − p2 − 1), both validated."""
+    return kd_stats(model, check_w1(model, w1)), finite_sample_factor(n, model.p2)
+
+
 @float64
 def expected_risk(model: JointGaussian, w1, lam, n: int):
     """Exact E[test MSE] of the KD student trained on n samples; same shape as `lam`."""
@@ -73,7 +78,7 @@ def baseline_risk(model: JointGaussian, n: int):
 @float64
 def risk_slope_at_zero(model: JointGaussian, w1, n: int):
     """∂R/∂λ at λ = 0: 2k(c − σ²). Negative iff a little KD helps."""
-    s, k = kd_stats(model, check_w1(model, w1)), finite_sample_factor(n, model.p2)
+    s, k = _stats_and_k(model, w1, n)
     return 2 * k * (s.c - s.sigma2)
 
 
@@ -104,19 +109,19 @@ def min_risk_from_stats(s: KDStats, k):
 @float64
 def optimal_lambda(model: JointGaussian, w1, n: int):
     """λ* = argmin_λ≥0 R(λ) (may be 0 or inf)."""
-    s, k = kd_stats(model, check_w1(model, w1)), finite_sample_factor(n, model.p2)
+    s, k = _stats_and_k(model, w1, n)
     return lambda_star_from_stats(s, k)
 
 
 @float64
 def helpful_lambda_max(model: JointGaussian, w1, n: int):
     """Upper end of the helpful interval (0, λmax) on which R(λ) < R0 (0: none, inf: all λ > 0)."""
-    s, k = kd_stats(model, check_w1(model, w1)), finite_sample_factor(n, model.p2)
+    s, k = _stats_and_k(model, w1, n)
     return lambda_max_from_stats(s, k)
 
 
 @float64
 def min_risk(model: JointGaussian, w1, n: int):
     """min over λ ≥ 0 of R(λ) (the limit value when λ* = ∞)."""
-    s, k = kd_stats(model, check_w1(model, w1)), finite_sample_factor(n, model.p2)
+    s, k = _stats_and_k(model, w1, n)
     return min_risk_from_stats(s, k)

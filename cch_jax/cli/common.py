@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from cch_jax.cli import UserError
+from cch_jax.serialize import jsonable
 
 
 def load_array(path: str, *, name: str, key: str | None = None) -> np.ndarray:
@@ -33,19 +33,6 @@ def load_array(path: str, *, name: str, key: str | None = None) -> np.ndarray:
         raise
     except Exception as err:  # unreadable file: report, don't trace
         raise UserError(f"{name}: cannot read {path!r}: {err}") from None
-
-
-def jsonable(x):
-    """Convert numpy/JAX scalars and arrays (and inf/nan) into JSON-safe Python values."""
-    if isinstance(x, dict):
-        return {k: jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [jsonable(v) for v in x]
-    if hasattr(x, "tolist"):
-        return jsonable(x.tolist())
-    if isinstance(x, float) and not math.isfinite(x):
-        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
-    return x
 
 
 def print_json(obj) -> None:
