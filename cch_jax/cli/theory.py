@@ -67,7 +67,7 @@ def format_table(r: dict) -> str:
         f"  helpful λ interval    (0, {r['lambda_max']:.6g})",
         f"  I(t; s)  [nats]       {r['mi_teacher_student']:.6g}",
         f"  I(s; y)  [nats]       {r['mi_student_label']:.6g}",
-        f"  CCH verdict           {'holds' if r['cch_holds'] else 'fails'}  (CCH: I(t;s) > I(s;y))",
+        f"  CCH verdict           {'holds' if r['cch_holds'] else 'fails'}  (CCH predicts 'helps' iff I(t;s) > I(s;y))",
         f"  exact verdict         {'KD helps' if r['kd_helps_small_lambda'] else 'KD hurts'}"
         "  for small λ (c < σ²)",
         f"  Theorem 1 assumptions bounded={r['assumptions']['bounded']}, "
