@@ -11,7 +11,10 @@ d ∈ {1, 8, 32}, n ∈ {10³, 10⁴, 5·10⁴} (`--quick`: 32 + 32 only up to n
 Per case: both values and their difference; `jax_s` (the estimate with the program already
 compiled: fastest of repeats lasting `--min-time`), `jax_first_s` (the first call, compile
 included: what a one-off estimate costs), `kdtree_s` (fastest of repeats), ratio = kdtree_s / jax_s
-(> 1: the JAX estimator is faster).
+(> 1: the JAX estimator is faster). `--tiles 128 1024 …` times the JAX estimator at several row
+tiles (the first is the one reported; on a GPU larger tiles fill the device better);
+`--kdtree-max-n-32 N` skips the KD-tree, not the JAX estimator, for 32+32 dims above n = N (it
+takes minutes there); `--out FILE` rewrites the JSON after every row.
 
 The whole command (`--no-command` to skip): at n = 10⁴, 8 + 8, the wall time of
 `python -m cch_jax.cli mi X.npy Y.npy --estimator ksg` (a subprocess: process start, imports,
@@ -43,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_throughput import device_description, load_average  # noqa: E402
+from scan_throughput import device_description, load_average, save_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 3
@@ -75,17 +78,17 @@ else:
     ksg_reference = None
 
 
-def project_ksg(x: np.ndarray, y: np.ndarray) -> float:
-    """The project's KSG estimate (nats) of standardised x (n, d), y (n, d)."""
+def project_ksg(x: np.ndarray, y: np.ndarray, tile: int = 128) -> float:
+    """The project's KSG estimate (nats) of standardised x (n, d), y (n, d); rows `tile` at a time."""
     if HAVE_SCIPY:
-        return float(_project_ksg(x, y, k=K)[0][0])
+        return float(_project_ksg(x, y, k=K, tile=tile)[0][0])
     from jax.scipy.special import digamma
 
     xs, ys = (_knn.standardise(a) for a in (x, y))
     dt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     n = x.shape[0]
     terms, _ = _knn.ksg_terms(
-        jnp.asarray(xs, dt), jnp.asarray(ys, dt), jnp.zeros(n, jnp.int32), k=K
+        jnp.asarray(xs, dt), jnp.asarray(ys, dt), jnp.zeros(n, jnp.int32), k=K, tile=tile
     )
     return float(digamma(K * 1.0) + digamma(n * 1.0) - jnp.mean(terms))
 
@@ -108,14 +111,20 @@ def best_of(fn, min_time: float) -> tuple[float, object]:
     return best, value
 
 
-def measure_case(n: int, d: int, min_time: float) -> dict:
+def measure_case(n: int, d: int, min_time: float, tiles=(128,), kdtree: bool = True) -> dict:
+    """One (n, d): the JAX estimator at each row tile (the first is the default, `jax_s`) and,
+    if `kdtree`, the KD-tree reference."""
     x, y, truth = sample(n, d)
-    t0 = time.perf_counter()
-    first = project_ksg(x, y)
-    row = {"n": n, "dims": f"{d}+{d}", "true_mi": truth, "jax_first_s": time.perf_counter() - t0}
-    row["jax_s"], row["jax_value"] = best_of(lambda: project_ksg(x, y), min_time)
-    assert row["jax_value"] == first
-    if ksg_reference is not None:
+    row = {"n": n, "dims": f"{d}+{d}", "true_mi": truth, "tile": tiles[0], "by_tile": {}}
+    for tile in tiles:
+        t0 = time.perf_counter()
+        first = project_ksg(x, y, tile)
+        first_s = time.perf_counter() - t0
+        seconds, value = best_of(lambda t=tile: project_ksg(x, y, t), min_time)
+        assert value == first
+        row["by_tile"][str(tile)] = {"jax_s": seconds, "jax_first_s": first_s, "jax_value": value}
+    row.update(row["by_tile"][str(tiles[0])])
+    if ksg_reference is not None and kdtree:
         row["kdtree_s"], row["kdtree_value"] = best_of(lambda: ksg_reference(x, y, k=K), min_time)
         row["abs_diff"] = abs(row["jax_value"] - row["kdtree_value"])
         row["ratio"] = row["kdtree_s"] / row["jax_s"]
@@ -199,7 +208,17 @@ def main(argv=None) -> int:
     ap.add_argument("--min-time", type=float, default=1.0)
     ap.add_argument("--repeats", type=int, default=3, help="runs of each whole command")
     ap.add_argument("--no-command", action="store_true", help="skip the whole-command timing")
+    ap.add_argument(
+        "--tiles", type=int, nargs="+", default=[128], help="row tiles (the first is reported)"
+    )
+    ap.add_argument(
+        "--kdtree-max-n-32",
+        type=int,
+        default=None,
+        help="skip the KD-tree (not the JAX estimator) for 32+32 dims and more above this n",
+    )
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", help="also write the JSON to this file, rewritten after every row")
     args = ap.parse_args(argv)
     out = {
         "device": device_description(),
@@ -222,8 +241,11 @@ def main(argv=None) -> int:
         for n in args.n:
             if args.quick and d >= 32 and n > 10_000:
                 continue
-            row = measure_case(n, d, args.min_time)
+            cap = args.kdtree_max_n_32
+            kdtree = cap is None or d < 32 or n <= cap
+            row = measure_case(n, d, args.min_time, args.tiles, kdtree)
             out["results"].append(row)
+            save_json(out, args.out)
             if not args.json:
                 print(format_row(row), flush=True)
     if not args.no_command and HAVE_SCIPY:
@@ -236,6 +258,7 @@ def main(argv=None) -> int:
                 f"jax {c['python_jax_import_s']:.2f} s, scipy {c['python_scipy_import_s']:.2f} s"
             )
     out["load_average_end"] = load_average()
+    save_json(out, args.out)
     if args.json:
         print(json.dumps(out, indent=1))
     return 0
@@ -246,6 +269,9 @@ def format_row(r: dict) -> str:
         f"n={r['n']:6d} {r['dims']:>5s}: JAX {r['jax_value']:.4f} in {r['jax_s']:.3f} s "
         f"(first call {r['jax_first_s']:.2f} s)"
     )
+    for tile, t in r["by_tile"].items():
+        if int(tile) != r["tile"]:
+            text += f" [tile {tile}: {t['jax_s']:.3f} s]"
     if "kdtree_s" in r:
         text += (
             f" | KD-tree {r['kdtree_value']:.4f} in {r['kdtree_s']:.3f} s | diff "

@@ -33,6 +33,10 @@ Chunking under a budget: XLA's bytes are affine in the chunk size, mem(c) = a + 
 the compiled chunk programs of the two largest measured S; the recommended `chunk_size` for
 `run_scan` is the largest power of two with a + b·c ≤ `--budget-mb`. It is then compiled and
 checked against the budget.
+
+On a GPU the script turns JAX's memory preallocation off (XLA_PYTHON_CLIENT_PREALLOCATE=false,
+unless set), so that each subprocess can start and its peak is its own. `--out FILE` rewrites the
+JSON after every row.
 """
 
 from __future__ import annotations
@@ -45,15 +49,19 @@ import subprocess
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+# On a GPU, JAX reserves 75 % of the device memory at start-up by default: the per-S subprocesses
+# could not start beside this process, and peak_bytes_in_use would not be the program's own.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-from cch_jax.scan import environment, make_chunk_fn
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cch_jax.scan import environment, make_chunk_fn  # noqa: E402
+from cch_jax.train import ArrayData, TrainConfig, make_train_with_data  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_throughput import best_time, device_description, load_average  # noqa: E402
+from scan_throughput import best_time, device_description, load_average, save_json  # noqa: E402
 
 STUDENTS, QUICK_STUDENTS = (1, 16, 64, 256, 1024), (1, 4, 16)
 LAM, TEMPERATURE, LR = 0.5, 2.0, 1e-3
@@ -185,6 +193,7 @@ def main(argv=None) -> int:
     ap.add_argument("--min-time", type=float, default=1.0)
     ap.add_argument("--no-subprocess", action="store_true", help="skip the measured peaks")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--out", help="also write the JSON to this file, rewritten after every row")
     ap.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.steps is None:
@@ -246,6 +255,7 @@ def main(argv=None) -> int:
                 row["device_peak_mb"] = peak["device_peak_mb"]
         row["load_average"] = load_average()
         out["results"].append(row)
+        save_json(out, args.out)
         if not args.json:
             print(format_row(row), flush=True)
 
@@ -271,6 +281,7 @@ def main(argv=None) -> int:
                 f"{c['fit_mb']['per_student']:.1f} MB/student)"
             )
     out["load_average_end"] = load_average()
+    save_json(out, args.out)
     if args.json:
         print(json.dumps(out, indent=1))
     return 0

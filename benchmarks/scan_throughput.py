@@ -12,7 +12,8 @@ Linear KD students on Gaussian regression: n = 10000 training rows, p = 100 stud
                  each chunk (run_scan's `vmap_size`);
   (b) sequential the same single-student trainer, `jax.jit(make_train_with_data(config))`, called
                  once per student in a Python loop, each call blocked before the next. Its rate
-                 does not depend on S, so it is measured on min(S, --seq-max) students;
+                 does not depend on S, so it is measured once per data mode and path, on
+                 min(largest S, --seq-max) students, and reused for every S;
   (c) fast path  (a) with the sufficient-statistics fast path (`fast_path=True`, the engine's
                  default for these students), and its sequential counterpart.
 
@@ -28,16 +29,20 @@ Two data modes (`--data`):
             The fast path computes the moments once per chunk.
 
 Timing: every program is compiled ahead of time (`.lower(...).compile()`) before its clock
-starts, so compile time is excluded from every number (reported separately as `compile_s`).
-Each measurement is repeated until it has run for `--min-time` seconds and the fastest repetition
-is kept; results are `jax.block_until_ready`. Student-steps/s = S·steps / seconds.
+starts, so compile time is excluded from every number (reported separately as `compile_s`), and
+run once untimed (warm-up). Each measurement is then repeated until it has run for `--min-time`
+seconds and the fastest repetition is kept; results are `jax.block_until_ready`. Student-steps/s = S·steps / seconds.
 
 FLOP/s: 4·n·p per generic student-step (forward Xw and backward Xᵀr, 2·n·p each; the Adam update
 and the loss are O(n + p)). `ceiling_gflops`: the two matmuls of one generic step for S students
 sharing X, X(n, p) @ W(p, S) and R(S, n) @ X(n, p), timed in the same run (S capped at the chunk
 size): the compute ceiling of the shared-data scan. `bmv_ceiling_gflops`: the same two products
 with one X per student (batched matrix-vector), the memory-bound ceiling of the Gaussian scan.
+Both at precision "highest", the precision of the engine's linear student (true float32 on a GPU,
+no TF32); on an accelerator `ceiling_default_precision_gflops` adds the shared ceiling at XLA's
+default precision (TF32 on NVIDIA GPUs), for scale.
 
+`--out FILE` rewrites the JSON to FILE after every row (a killed run keeps its finished rows).
 `--json` prints {"device", "results": [{"students", "vmapped_steps_per_s",
 "sequential_steps_per_s", "speedup", "gflops", "ceiling_gflops", ...}, ...], ...}.
 No dependency beyond jax/flax/optax/numpy (runs on the GPU image with PYTHONPATH=.).
@@ -73,8 +78,13 @@ QUICK_MAX = 256
 LAM, TEMPERATURE, LR = 0.5, 1.0, 1e-2
 
 
-def best_time(fn, min_time: float) -> float:
-    """Seconds of the fastest of repeated calls fn() (each blocked), repeated ≥ min_time total."""
+def best_time(fn, min_time: float, warmup: bool = True) -> float:
+    """Seconds of the fastest of repeated calls fn() (each blocked), repeated ≥ min_time total.
+
+    warmup: one untimed call first (a GPU's first execution of a program loads its kernels).
+    """
+    if warmup:
+        jax.block_until_ready(fn())
     best, spent = math.inf, 0.0
     while spent < min_time or best == math.inf:
         t0 = time.perf_counter()
@@ -97,6 +107,22 @@ def load_average() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def save_json(out: dict, path: str | None) -> None:
+    """Write `out` to `path` atomically (a temporary file, then rename): a killed run keeps every
+    row saved so far."""
+    if path:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(out, f, indent=1)
+        os.replace(tmp, path)
+
+
+def device_peak_mb() -> float | None:
+    """The device allocator's peak bytes in use so far in this process, in MB (None on CPU)."""
+    stats = jax.devices()[0].memory_stats()
+    return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else None
 
 
 def chunk_inputs(lo: int, size: int, dtype) -> tuple:
@@ -154,7 +180,9 @@ def time_sampling(source: GaussianSource, students: int, chunk: int, min_time: f
     return best_time(lambda: compiled(seeds), min_time) / size
 
 
-def matmul_ceiling(n: int, p: int, students: int, *, shared: bool, min_time: float) -> float:
+def matmul_ceiling(
+    n: int, p: int, students: int, *, shared: bool, min_time: float, precision="highest"
+) -> float:
     """GFLOP/s of a generic step's two products for `students` students (4·n·p·S flops).
 
     shared: X (n, p) common to all: X @ W (n, S) and R @ X (S, p), two matmuls. Otherwise one X
@@ -162,7 +190,7 @@ def matmul_ceiling(n: int, p: int, students: int, *, shared: bool, min_time: flo
     """
     dtype = jnp.result_type(float)
     kx, kw, kr = jax.random.split(jax.random.key(0), 3)
-    hi = dict(precision="highest")
+    hi = dict(precision=precision)
     w = jax.random.normal(kw, (students, p), dtype)
     r = jax.random.normal(kr, (students, n), dtype)
     if shared:
@@ -181,8 +209,12 @@ def matmul_ceiling(n: int, p: int, students: int, *, shared: bool, min_time: flo
     return 4 * n * p * students / seconds / 1e9
 
 
-def measure(mode: str, args, model, students: int) -> dict:
-    """One row: (a), (b), (c) and the ceilings for `students` students in data mode `mode`."""
+def measure(mode: str, args, model, students: int, seq_cache: dict) -> dict:
+    """One row: (a), (b), (c) and the ceilings for `students` students in data mode `mode`.
+
+    The sequential rate does not depend on S: it is measured once per (mode, path) on
+    `args.seq_students` students and reused from `seq_cache` by the other rows.
+    """
     n, p, steps = args.n, args.p, args.steps
     source = GaussianSource(model, n)
     if mode == "gaussian":
@@ -192,13 +224,14 @@ def measure(mode: str, args, model, students: int) -> dict:
         data = jax.device_put(ArrayData(x2, y, t, x2[:1000], y[:1000]))
         base = TrainConfig(steps=steps, eval_every=steps)
     row = {"data": mode, "students": students, "chunk": min(args.chunk_size, students)}
-    n_seq = min(students, args.seq_max)
-    row["sequential_students_timed"] = n_seq
+    row["sequential_students_timed"] = args.seq_students
     step_count = students * steps
     for label, fast in (("", False), ("fastpath_", True)):
         config = base.replace(fast_path=fast)
         vm = time_vmapped(config, data, students, args.chunk_size, args.min_time, args.vmap_size)
-        sq = time_sequential(config, data, n_seq, args.min_time)
+        if (mode, fast) not in seq_cache:
+            seq_cache[mode, fast] = time_sequential(config, data, args.seq_students, args.min_time)
+        sq = seq_cache[mode, fast]
         row[f"{label}vmapped_steps_per_s"] = step_count / vm["seconds"]
         row[f"{label}sequential_steps_per_s"] = steps / sq["per_student"]
         row[f"{label}compile_s"] = round(vm["compile_s"] + sq["compile_s"], 2)
@@ -207,6 +240,10 @@ def measure(mode: str, args, model, students: int) -> dict:
     row["gflops"] = row["vmapped_steps_per_s"] * 4 * n * p / 1e9
     ceil_s = min(students, args.chunk_size)
     row["ceiling_gflops"] = matmul_ceiling(n, p, ceil_s, shared=True, min_time=args.min_time)
+    if jax.devices()[0].platform != "cpu":
+        row["ceiling_default_precision_gflops"] = matmul_ceiling(
+            n, p, ceil_s, shared=True, min_time=args.min_time, precision=None
+        )
     if mode == "gaussian":
         row["bmv_ceiling_gflops"] = matmul_ceiling(
             n, p, min(ceil_s, args.bmv_max), shared=False, min_time=args.min_time
@@ -214,6 +251,7 @@ def measure(mode: str, args, model, students: int) -> dict:
         row["sampling_s_per_student"] = time_sampling(
             source, students, args.chunk_size, args.min_time
         )
+    row["device_peak_mb_so_far"] = device_peak_mb()
     row["load_average"] = load_average()
     return row
 
@@ -244,6 +282,7 @@ def parse_args(argv=None):
     ap.add_argument("--bmv-max", type=int, default=1024, help="students in the bmv ceiling")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--out", help="also write the JSON to this file, rewritten after every row")
     args = ap.parse_args(argv)
     if args.chunk_size is None:
         args.chunk_size = 256 if jax.devices()[0].platform == "cpu" else 1024
@@ -253,6 +292,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     students = args.students or [s for s in STUDENTS if not args.quick or s <= QUICK_MAX]
+    args.seq_students = min(max(students), args.seq_max)
     modes = ("gaussian", "shared") if args.data == "both" else (args.data,)
     model = theory.random_model(jax.random.key(0), args.p1, args.p)
     env = environment()
@@ -279,13 +319,16 @@ def main(argv=None) -> int:
         "load_average_start": load_average(),
         "results": [],
     }
+    seq_cache: dict = {}
     for mode in modes:
         for s in students:
-            row = measure(mode, args, model, s)
+            row = measure(mode, args, model, s, seq_cache)
             out["results"].append(row)
+            save_json(out, args.out)
             if not args.json:
                 print(format_row(row), flush=True)
     out["load_average_end"] = load_average()
+    save_json(out, args.out)
     if args.json:
         print(json.dumps(out, indent=1))
     return 0
