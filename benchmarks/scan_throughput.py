@@ -34,13 +34,13 @@ run once untimed (warm-up). Each measurement is then repeated until it has run f
 seconds and the fastest repetition is kept; results are `jax.block_until_ready`. Student-steps/s = S·steps / seconds.
 
 FLOP/s: 4·n·p per generic student-step (forward Xw and backward Xᵀr, 2·n·p each; the Adam update
-and the loss are O(n + p)). `ceiling_gflops`: the two matmuls of one generic step for S students
-sharing X, X(n, p) @ W(p, S) and R(S, n) @ X(n, p), timed in the same run (S capped at the chunk
-size): the compute ceiling of the shared-data scan. `bmv_ceiling_gflops`: the same two products
-with one X per student (batched matrix-vector), the memory-bound ceiling of the Gaussian scan.
-Both at precision "highest", the precision of the engine's linear student (true float32 on a GPU,
-no TF32); on an accelerator `ceiling_default_precision_gflops` adds the shared ceiling at XLA's
-default precision (TF32 on NVIDIA GPUs), for scale.
+and the loss are O(n + p)). `ceiling_gflops`: the two products of a generic step for S students
+sharing X, F = W Xᵀ (S, n) and G = F X (S, p), `steps` of them in one lax.scan with nothing else
+(see `matmul_ceiling`), timed in the same run (S capped at the chunk size): the same-shape matmul
+ceiling of the shared-data scan. `bmv_ceiling_gflops`: the same with one X per student (batched
+matrix-vector products), the memory-bound ceiling of the Gaussian scan. Both at the student's
+precision (`--precision`: "highest", the engine's default, is true float32 on a GPU; "default" is
+XLA's default, TF32 for float32 on NVIDIA GPUs, `model_kwargs={"precision": None}` in the engine).
 
 `--out FILE` rewrites the JSON to FILE after every row (a killed run keeps its finished rows).
 `--json` prints {"device", "results": [{"students", "vmapped_steps_per_s",
@@ -181,31 +181,38 @@ def time_sampling(source: GaussianSource, students: int, chunk: int, min_time: f
 
 
 def matmul_ceiling(
-    n: int, p: int, students: int, *, shared: bool, min_time: float, precision="highest"
+    n: int, p: int, students: int, *, shared: bool, steps: int, min_time: float, precision
 ) -> float:
-    """GFLOP/s of a generic step's two products for `students` students (4·n·p·S flops).
+    """GFLOP/s of a generic step's two products alone, `steps` of them in one lax.scan.
 
-    shared: X (n, p) common to all: X @ W (n, S) and R @ X (S, p), two matmuls. Otherwise one X
-    per student: the batched matrix-vector products X_s w_s and r_sᵀX_s (memory-bound).
+    The engine's loop structure without the loss, Adam or vmap (one call per `steps` iterations,
+    so dispatch is amortised as in the engine); each iteration (4·n·p·S flops):
+
+        F = W Xᵀ (S, n),   G = F X (S, p),   W ← W − ε·G      (the update keeps them in the loop)
+
+    shared: X (n, p) common to all students (two matmuls). Otherwise one X per student: batched
+    matrix-vector products, memory-bound (each step reads all S·n·p inputs twice).
     """
     dtype = jnp.result_type(float)
-    kx, kw, kr = jax.random.split(jax.random.key(0), 3)
-    hi = dict(precision=precision)
+    kx, kw = jax.random.split(jax.random.key(0))
     w = jax.random.normal(kw, (students, p), dtype)
-    r = jax.random.normal(kr, (students, n), dtype)
+    mm = dict(precision=precision)
     if shared:
         x = jax.random.normal(kx, (n, p), dtype)
-        fn = jax.jit(lambda x, w, r: (jnp.matmul(x, w.T, **hi), jnp.matmul(r, x, **hi)))
+        products = lambda x, w: jnp.matmul(jnp.matmul(w, x.T, **mm), x, **mm)
     else:
         x = jax.random.normal(kx, (students, n, p), dtype)
-        fn = jax.jit(
-            lambda x, w, r: (
-                jnp.einsum("snp,sp->sn", x, w, **hi),
-                jnp.einsum("sn,snp->sp", r, x, **hi),
-            )
+        products = lambda x, w: jnp.einsum(
+            "sn,snp->sp", jnp.einsum("snp,sp->sn", x, w, **mm), x, **mm
         )
-    compiled = fn.lower(x, w, r).compile()
-    seconds = best_time(lambda: compiled(x, w, r), min_time)
+
+    @jax.jit
+    def loop(x, w):
+        body = lambda w, _: (w - 1e-9 * products(x, w), None)
+        return jax.lax.scan(body, w, None, length=steps)[0]
+
+    compiled = loop.lower(x, w).compile()
+    seconds = best_time(lambda: compiled(x, w), min_time) / steps
     return 4 * n * p * students / seconds / 1e9
 
 
@@ -217,12 +224,13 @@ def measure(mode: str, args, model, students: int, seq_cache: dict) -> dict:
     """
     n, p, steps = args.n, args.p, args.steps
     source = GaussianSource(model, n)
+    kw = dict(model_kwargs={"precision": args.precision})
     if mode == "gaussian":
-        base, data = TrainConfig(data=source, steps=steps, eval_every=steps), None
+        base, data = TrainConfig(data=source, steps=steps, eval_every=steps, **kw), None
     else:
         x2, y, t = gaussian_training_set(source, jax.random.key(10**6))
         data = jax.device_put(ArrayData(x2, y, t, x2[:1000], y[:1000]))
-        base = TrainConfig(steps=steps, eval_every=steps)
+        base = TrainConfig(steps=steps, eval_every=steps, **kw)
     row = {"data": mode, "students": students, "chunk": min(args.chunk_size, students)}
     row["sequential_students_timed"] = args.seq_students
     step_count = students * steps
@@ -239,14 +247,11 @@ def measure(mode: str, args, model, students: int, seq_cache: dict) -> dict:
     row["fastpath_speedup"] = row["fastpath_vmapped_steps_per_s"] / row["sequential_steps_per_s"]
     row["gflops"] = row["vmapped_steps_per_s"] * 4 * n * p / 1e9
     ceil_s = min(students, args.chunk_size)
-    row["ceiling_gflops"] = matmul_ceiling(n, p, ceil_s, shared=True, min_time=args.min_time)
-    if jax.devices()[0].platform != "cpu":
-        row["ceiling_default_precision_gflops"] = matmul_ceiling(
-            n, p, ceil_s, shared=True, min_time=args.min_time, precision=None
-        )
+    ceiling = dict(steps=steps, min_time=args.min_time, precision=args.precision)
+    row["ceiling_gflops"] = matmul_ceiling(n, p, ceil_s, shared=True, **ceiling)
     if mode == "gaussian":
         row["bmv_ceiling_gflops"] = matmul_ceiling(
-            n, p, min(ceil_s, args.bmv_max), shared=False, min_time=args.min_time
+            n, p, min(ceil_s, args.bmv_max), shared=False, **ceiling
         )
         row["sampling_s_per_student"] = time_sampling(
             source, students, args.chunk_size, args.min_time
@@ -281,9 +286,16 @@ def parse_args(argv=None):
     ap.add_argument("--seq-max", type=int, default=32, help="students timed sequentially")
     ap.add_argument("--bmv-max", type=int, default=1024, help="students in the bmv ceiling")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds per measurement")
+    ap.add_argument(
+        "--precision",
+        choices=("highest", "default"),
+        default="highest",
+        help="the student's matmul precision (default: XLA's, TF32 for float32 on NVIDIA GPUs)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--out", help="also write the JSON to this file, rewritten after every row")
     args = ap.parse_args(argv)
+    args.precision = None if args.precision == "default" else args.precision
     if args.chunk_size is None:
         args.chunk_size = 256 if jax.devices()[0].platform == "cpu" else 1024
     return args
@@ -313,6 +325,7 @@ def main(argv=None) -> int:
             "learning_rate": LR,
             "chunk_size": args.chunk_size,
             "vmap_size": args.vmap_size,
+            "precision": args.precision or "default",
             "seq_max": args.seq_max,
             "compile_excluded": True,
         },

@@ -23,14 +23,22 @@ def _flatten(x):
 
 
 class LinearStudent(nn.Module):
-    """f(x) = xᵀW (+ b), W of shape (prod(input dims), out). Features H = the flattened input."""
+    """f(x) = xᵀW (+ b), W of shape (prod(input dims), out). Features H = the flattened input.
+
+    precision: of the product xᵀW. "highest" (default): true float32 on GPUs, whose default for
+    float32 is TF32 (a 10-bit mantissa, ~1e-3 relative: too coarse to compare with the theory).
+    None: XLA's default (TF32 on NVIDIA GPUs; the same as "highest" on CPU): faster on a GPU, for
+    scans that do not need theory-grade agreement (`model_kwargs={"precision": None}`).
+    """
 
     out: int = 1
     use_bias: bool = False
+    precision: str | None = "highest"
 
     def setup(self):
-        # 'highest': float32 GPU matmuls default to TF32, too coarse to compare with the theory.
-        self.head = nn.Dense(self.out, use_bias=self.use_bias, precision="highest", name="head")
+        self.head = nn.Dense(
+            self.out, use_bias=self.use_bias, precision=self.precision, name="head"
+        )
 
     def features(self, x):
         return _flatten(x)

@@ -133,7 +133,8 @@ def run_overlap(overlap, cfg, key, runners):
     teach = teachers(ArrayData(x1_tr, y_tr, zeros, x1_te, y_te), keys)
     w_t = logit_direction(teach.params)  # (S, 25)
     head = teach.params["params"]["head"]
-    t_logits = jnp.einsum("snp,spc->snc", x1_tr, head["kernel"]) + head["bias"][:, None, :]
+    t_logits = jnp.einsum("snp,spc->snc", x1_tr, head["kernel"], precision="highest")
+    t_logits = t_logits + head["bias"][:, None, :]
 
     # Students: vmap over data sets × (λ, T) grid (λ = 0 included as the no-KD baseline).
     lams = np.array([0.0, *cfg["lams"]])

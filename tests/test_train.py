@@ -208,3 +208,51 @@ def test_data_errors(source):
         make_train(TrainConfig())
     with pytest.raises(ValueError, match="model='resnet'"):
         make_model("resnet")
+
+
+def _dot_precisions(fn, *args) -> list:
+    """The `precision` of every dot_general in fn's jaxpr, nested jaxprs (scan, solve) included."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(eqn.params["precision"])
+            for value in eqn.params.values():
+                for sub in value if isinstance(value, tuple | list) else (value,):
+                    if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                        walk(sub.jaxpr)
+                    elif isinstance(sub, jax.extend.core.Jaxpr):
+                        walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+HIGHEST = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_linear_runs_use_full_float32_products(source, fast_path):
+    """Every product of a linear Gaussian run and of its closed-form reference is at precision
+    HIGHEST: XLA's default for float32 on NVIDIA GPUs is TF32 (~1e-3 relative), which put the
+    closed-form ŵ(λ) 3e-3 off float32 students on an H100 (`cch verify --float32`)."""
+    config = TrainConfig(data=source, steps=4, eval_every=2, fast_path=fast_path)
+    args = (jax.random.key(0), 0.5, 1.0, 0.1)
+    precisions = _dot_precisions(make_train(config), *args)
+    assert precisions and all(p == HIGHEST for p in precisions), precisions
+    x2, y, t = gaussian_training_set(source, jax.random.key(0))
+    precisions = _dot_precisions(lambda *a: closed_form_weights(*a, 0.5), x2, y, t)
+    assert precisions and all(p == HIGHEST for p in precisions), precisions
+
+
+def test_linear_student_precision_option():
+    """model_kwargs={"precision": None} gives XLA's default products (TF32 on GPUs, for speed);
+    on a CPU the numbers are the same as at "highest"."""
+    x = jax.random.normal(jax.random.key(0), (50, 6))
+    fast, exact = LinearStudent(precision=None), LinearStudent()
+    params = exact.init(jax.random.key(1), x)
+    assert _dot_precisions(lambda p: fast.apply(p, x), params) == [None]
+    assert _dot_precisions(lambda p: exact.apply(p, x), params) == [HIGHEST]
+    if jax.devices()[0].platform == "cpu":
+        np.testing.assert_array_equal(fast.apply(params, x), exact.apply(params, x))
