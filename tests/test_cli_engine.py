@@ -184,3 +184,25 @@ def test_scan_bad_config_is_one_line_exit_2(capsys, model_files, tmp_path, edit,
     cfg.write_text(text)
     code, _, err = run_cli(capsys, "scan", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert_one_line_error(code, err, "scan", *fragments)
+
+
+@pytest.mark.parametrize("cache_on", [True, False])
+def test_cli_keeps_compiled_programs_between_runs(tmp_path, cache_on):
+    """`cch` stores its compiled programs in $CCH_CACHE/xla (so a rerun loads them), unless
+    CCH_NO_COMPILE_CACHE is set. A fresh process each time: JAX reads its cache settings once."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "CCH_"))}
+    env.update(CCH_CACHE=str(tmp_path), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    if not cache_on:
+        env["CCH_NO_COMPILE_CACHE"] = "1"
+    cmd = [sys.executable, "-m", "cch_jax.cli", "verify", "--example", "--lam", "0.5"]
+    cmd += ["--seeds", "8", "--steps", "50", "--json"]
+    for _ in range(2):  # the second run reads what the first one wrote
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert out.returncode in (0, 1), out.stderr  # 1: "not converged" in 50 steps is fine
+        assert [r["lam"] for r in json.loads(out.stdout)["results"]] == [0.5]
+    entries = list((tmp_path / "xla").glob("*")) if (tmp_path / "xla").exists() else []
+    assert bool(entries) == cache_on, entries
