@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_throughput import device_description, load_average, save_json  # noqa: E402
+from scan_throughput import device_description, finish, load_average, record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 3
@@ -243,11 +243,7 @@ def main(argv=None) -> int:
                 continue
             cap = args.kdtree_max_n_32
             kdtree = cap is None or d < 32 or n <= cap
-            row = measure_case(n, d, args.min_time, args.tiles, kdtree)
-            out["results"].append(row)
-            save_json(out, args.out)
-            if not args.json:
-                print(format_row(row), flush=True)
+            record(out, measure_case(n, d, args.min_time, args.tiles, kdtree), args, format_row)
     if not args.no_command and HAVE_SCIPY:
         out["command_timing"] = c = measure_commands(args.repeats)
         if not args.json:
@@ -257,11 +253,7 @@ def main(argv=None) -> int:
                 f"{c['kdtree_with_subsets_s']:.2f} s (+10 subsets, equal work); imports alone: "
                 f"jax {c['python_jax_import_s']:.2f} s, scipy {c['python_scipy_import_s']:.2f} s"
             )
-    out["load_average_end"] = load_average()
-    save_json(out, args.out)
-    if args.json:
-        print(json.dumps(out, indent=1))
-    return 0
+    return finish(out, args)
 
 
 def format_row(r: dict) -> str:

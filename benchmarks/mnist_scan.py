@@ -63,7 +63,13 @@ from cch_jax.scan import environment, make_chunk_fn  # noqa: E402
 from cch_jax.train import ArrayData, TrainConfig, make_train_with_data  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scan_throughput import best_time, device_description, load_average, save_json  # noqa: E402
+from scan_throughput import (  # noqa: E402
+    best_time,
+    device_description,
+    finish,
+    load_average,
+    record,
+)
 
 STUDENTS, QUICK_STUDENTS = (1, 16, 64, 256, 1024), (1, 4, 16)
 LAM, TEMPERATURE, LR = 0.5, 2.0, 1e-3
@@ -167,6 +173,13 @@ def time_sequential(config, data, students: int, min_time: float) -> dict:
     return {"per_student": seconds / students, "compile_s": compile_s}
 
 
+def affine_fit(values: dict) -> tuple[float, float]:
+    """(a, b) of mem(S) = a + b·S through the two largest S of {S: mem}."""
+    s0, s1 = sorted(values)[-2:]
+    b = (values[s1] - values[s0]) / (s1 - s0)
+    return values[s1] - b * s1, b
+
+
 def choose_chunk(fit: tuple[float, float], budget_mb: float, max_chunk: int) -> int:
     """Largest power of two c ≤ max_chunk with a + b·c ≤ budget (at least 1)."""
     a, b = fit
@@ -256,16 +269,11 @@ def main(argv=None) -> int:
             if "device_peak_mb" in peak:
                 row["device_peak_mb"] = peak["device_peak_mb"]
         row["load_average"] = load_average()
-        out["results"].append(row)
-        save_json(out, args.out)
-        if not args.json:
-            print(format_row(row), flush=True)
+        record(out, row, args, format_row)
 
-    known = sorted(s for s, b in sizes.items() if b is not None)
+    known = {s: b for s, b in sizes.items() if b is not None}
     if len(known) >= 2:
-        s0, s1 = known[-2], known[-1]
-        b = (sizes[s1] - sizes[s0]) / (s1 - s0)
-        a = sizes[s1] - b * s1
+        a, b = affine_fit(known)
         chunk = choose_chunk((a, b), args.budget_mb, max_chunk=2**16)
         check = xla_bytes(compile_chunk(config, data, chunk, args.vmap_size)[0])
         out["chunking"] = {
@@ -281,9 +289,7 @@ def main(argv=None) -> int:
             r["students"]: r["device_peak_mb"] for r in out["results"] if "device_peak_mb" in r
         }
         if len(peaks) >= 2:
-            p0, p1 = sorted(peaks)[-2:]
-            b_peak = (peaks[p1] - peaks[p0]) / (p1 - p0)
-            a_peak = peaks[p1] - b_peak * p1
+            a_peak, b_peak = affine_fit(peaks)
             out["chunking"]["device_peak_fit_mb"] = {"fixed": a_peak, "per_student": b_peak}
             out["chunking"]["chunk_size_by_device_peak"] = choose_chunk(
                 (a_peak * 2**20, b_peak * 2**20), args.budget_mb, max_chunk=2**16
@@ -301,11 +307,7 @@ def main(argv=None) -> int:
                     f"by the measured device peaks ({f['fixed']:.0f} MB + "
                     f"{f['per_student']:.1f} MB/student): chunk_size={c['chunk_size_by_device_peak']}"
                 )
-    out["load_average_end"] = load_average()
-    save_json(out, args.out)
-    if args.json:
-        print(json.dumps(out, indent=1))
-    return 0
+    return finish(out, args)
 
 
 def format_row(r: dict) -> str:

@@ -31,7 +31,8 @@ Two data modes (`--data`):
 Timing: every program is compiled ahead of time (`.lower(...).compile()`) before its clock
 starts, so compile time is excluded from every number (reported separately as `compile_s`), and
 run once untimed (warm-up). Each measurement is then repeated until it has run for `--min-time`
-seconds and the fastest repetition is kept; results are `jax.block_until_ready`. Student-steps/s = S·steps / seconds.
+seconds and the fastest repetition is kept; results are `jax.block_until_ready`.
+Student-steps/s = S·steps / seconds.
 
 FLOP/s: 4·n·p per generic student-step (forward Xw and backward Xᵀr, 2·n·p each; the Adam update
 and the loss are O(n + p)). `ceiling_gflops`: the two products of a generic step for S students
@@ -64,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import theory
+from cch_jax.results import atomic_write_bytes
 from cch_jax.scan import environment, make_chunk_fn
 from cch_jax.train import (
     ArrayData,
@@ -110,13 +112,26 @@ def load_average() -> list[float] | None:
 
 
 def save_json(out: dict, path: str | None) -> None:
-    """Write `out` to `path` atomically (a temporary file, then rename): a killed run keeps every
-    row saved so far."""
+    """Write `out` to `path` (if given) atomically: a killed run keeps every row saved so far."""
     if path:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(out, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, lambda f: f.write(json.dumps(out, indent=1).encode()))
+
+
+def record(out: dict, row: dict, args, format_row) -> None:
+    """Append a finished row, save the JSON so far (--out) and print the row (unless --json)."""
+    out["results"].append(row)
+    save_json(out, args.out)
+    if not args.json:
+        print(format_row(row), flush=True)
+
+
+def finish(out: dict, args) -> int:
+    """The closing load average, the final save (--out) and the JSON on stdout (--json)."""
+    out["load_average_end"] = load_average()
+    save_json(out, args.out)
+    if args.json:
+        print(json.dumps(out, indent=1))
+    return 0
 
 
 def device_peak_mb() -> float | None:
@@ -335,16 +350,8 @@ def main(argv=None) -> int:
     seq_cache: dict = {}
     for mode in modes:
         for s in students:
-            row = measure(mode, args, model, s, seq_cache)
-            out["results"].append(row)
-            save_json(out, args.out)
-            if not args.json:
-                print(format_row(row), flush=True)
-    out["load_average_end"] = load_average()
-    save_json(out, args.out)
-    if args.json:
-        print(json.dumps(out, indent=1))
-    return 0
+            record(out, measure(mode, args, model, s, seq_cache), args, format_row)
+    return finish(out, args)
 
 
 def format_row(r: dict) -> str:

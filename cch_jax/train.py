@@ -346,12 +346,17 @@ class LinearStats(NamedTuple):
     mt: jax.Array
 
 
+def _hi(a, b):
+    """a @ b at precision "highest": NVIDIA GPUs default to TF32 for float32 products (~1e-3
+    relative), too coarse to compare with the theory (tests/test_train.py checks every product)."""
+    return jnp.matmul(a, b, precision="highest")
+
+
 def linear_stats(x, y, t) -> LinearStats:
     """One O(n·p²) pass over x (n, ...) (flattened to (n, p) like LinearStudent), y (n,), t (n,)."""
     x = x.reshape(x.shape[0], -1)
     n = x.shape[0]
-    # 'highest': these replace the student's own 'highest' matmuls (no TF32 on GPU).
-    dot = lambda a, b: jnp.matmul(a, b, precision="highest") / n
+    dot = lambda a, b: _hi(a, b) / n  # replace the student's own 'highest' products
     return LinearStats(
         xx=dot(x.T, x),
         xy=dot(x.T, y),
@@ -374,12 +379,11 @@ def regression_kd_loss_from_stats(params, stats: LinearStats, lam) -> LossParts:
     """
     head = params["params"]["head"]
     w = head["kernel"][:, 0]
-    hi = lambda a, b: jnp.matmul(a, b, precision="highest")
-    q = hi(w, hi(stats.xx, w))  # mean f² without bias
-    fy, ft = hi(w, stats.xy), hi(w, stats.xt)  # mean f·y, mean f·t without bias
+    q = _hi(w, _hi(stats.xx, w))  # mean f² without bias
+    fy, ft = _hi(w, stats.xy), _hi(w, stats.xt)  # mean f·y, mean f·t without bias
     if "bias" in head:
         b = head["bias"][0]
-        q = q + 2 * b * hi(w, stats.mx) + b * b
+        q = q + 2 * b * _hi(w, stats.mx) + b * b
         fy, ft = fy + b * stats.my, ft + b * stats.mt
     label = stats.yy - 2 * fy + q
     kd = stats.tt - 2 * ft + q
@@ -482,8 +486,7 @@ def _make_gaussian_train(config: TrainConfig, source: GaussianSource):
             head = params["params"]["head"]
             d = head["kernel"][:, 0] - w_star
             b = head["bias"][0] if "bias" in head else 0.0
-            quad = jnp.dot(d, jnp.matmul(S22, d, precision="highest"), precision="highest")
-            return sigma2 + quad + b**2
+            return sigma2 + _hi(d, _hi(S22, d)) + b**2
 
     else:
         _, x_test, y_test = sample_gaussian(
@@ -497,7 +500,7 @@ def _make_gaussian_train(config: TrainConfig, source: GaussianSource):
         del data  # the training set is drawn from the key
         k_data, k_fit = jax.random.split(key)
         x1, x2, y = sample_gaussian(source.model, source.n, key=k_data, dtype=dtype)
-        t = jnp.matmul(x1, w1, precision="highest")  # the teacher t = w1ᵀx1
+        t = _hi(x1, w1)  # the teacher t = w1ᵀx1
         return _fit(
             config, student, (x2, y, t), test_metric, k_fit, lam, temperature, learning_rate
         )
@@ -524,12 +527,11 @@ def closed_form_weights(x2, y, t, lam):
     """ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1 + λ): the exact minimiser of the regression KD loss.
 
     x2 (n, p2), y (n,), t (n,) → (p2,). The reference the gradient-trained students must reach.
-    Products at precision "highest": XLA's default on NVIDIA GPUs is TF32 for float32 (10-bit
-    mantissa), which put this reference ~3e-3 (relative) off the students on an H100.
+    Products at precision "highest" (`_hi`): at the TF32 default this reference was ~3e-3
+    (relative) off float32 students on an H100.
     """
     target = (y + lam * t) / (1 + lam)
-    hi = lambda a, b: jnp.matmul(a, b, precision="highest")
-    return jnp.linalg.solve(hi(x2.T, x2), hi(x2.T, target))
+    return jnp.linalg.solve(_hi(x2.T, x2), _hi(x2.T, target))
 
 
 def gaussian_training_set(source: GaussianSource, key, dtype=None):
@@ -537,4 +539,4 @@ def gaussian_training_set(source: GaussianSource, key, dtype=None):
     dtype = jnp.result_type(float) if dtype is None else dtype
     k_data, _ = jax.random.split(key)
     x1, x2, y = sample_gaussian(source.model, source.n, key=k_data, dtype=dtype)
-    return x2, y, jnp.matmul(x1, jnp.asarray(source.w1, dtype), precision="highest")
+    return x2, y, _hi(x1, jnp.asarray(source.w1, dtype))
