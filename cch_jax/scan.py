@@ -213,20 +213,22 @@ def _gb(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.3g} GB"
 
 
-def plan_chunks(config: TrainConfig, n_runs: int, chunk_size: int, budget: int) -> int:
+def plan_chunks(config: TrainConfig, shape: Sequence[int], chunk_size: int, budget: int) -> int:
     """Runs per chunk: `chunk_size`, fewer when a chunk of them would not fit in `budget` bytes.
 
-    Refuses (ValueError, before any work) a scan whose results alone exceed the budget, and a
-    Gaussian run whose training set alone does. The estimates are lower bounds: results count the
-    metrics and the grid (params come on top), a Gaussian run its sample x1, x2, y three times over.
+    shape: the grid's lengths (lam, temperature, learning_rate, seed). Refuses (ValueError, before
+    any work) a scan whose results alone exceed the budget, and a Gaussian run whose training set
+    alone does. The estimates are lower bounds: results count the metrics and the grid (params
+    come on top), a Gaussian run its sample x1, x2, y three times over.
     """
+    n_runs = math.prod(shape)
     itemsize = np.dtype(jnp.result_type(float)).itemsize
     per_run = (4 * len(config.eval_steps) + 4) * itemsize + 1  # metrics, the grid, diverged
     if n_runs * per_run > budget:
         raise ValueError(
-            f"the grid has {n_runs} runs, whose results alone need {_gb(n_runs * per_run)}, more "
-            f"than the memory budget of {_gb(budget)}: scan fewer seeds or values (or raise "
-            "memory_budget)"
+            f"the grid lam × temperature × learning_rate × seed = "
+            f"{' × '.join(map(str, shape))} = {n_runs} runs needs {_gb(n_runs * per_run)} for its "
+            f"results alone, more than the memory budget of {_gb(budget)} (memory_budget)"
         )
     source = config.data
     if getattr(source, "model", None) is None:  # fixed arrays: shared by the runs of a chunk
@@ -332,9 +334,10 @@ def run_scan(
     chunk_fn = make_chunk_fn(config, data, vmap_size=vmap_size)  # checks the data's shapes
     if data is not None:
         check_arrays(data, config.task)
-    n_runs = len(lams) * len(temperatures) * len(learning_rates) * len(seeds)
+    shape = (len(lams), len(temperatures), len(learning_rates), len(seeds))
+    n_runs = math.prod(shape)
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    chunk = plan_chunks(config, n_runs, chunk_size, budget)
+    chunk = plan_chunks(config, shape, chunk_size, budget)
     grid = grid_runs(lams, temperatures, learning_rates, seeds)
     n_chunks = math.ceil(n_runs / chunk)
     coords = (
@@ -398,7 +401,6 @@ def run_scan(
                 return None if store is None else store.finished()
             results[i] = _chunk_result(flat)
     merged = jax.tree.map(lambda *xs: np.concatenate(xs), *(results[i] for i in range(n_chunks)))
-    shape = tuple(len(v) for _, v in coords[:4])
     grid_shape = lambda x: x.reshape(shape + x.shape[1:])
     result = ScanResult(
         params=jax.tree.map(grid_shape, merged.params) if keep_params else None,

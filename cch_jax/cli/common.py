@@ -45,7 +45,7 @@ def load_array(path: str, *, name: str, key: str | None = None) -> np.ndarray:
     except UserError:
         raise
     except Exception as err:  # unreadable file: report, don't trace
-        if "pickled" in str(err):  # never suggest allow_pickle: loading it could run code
+        if "pickle" in str(err):  # never suggest allow_pickle: loading it could run code
             err = "it holds Python objects, not numbers"
         raise UserError(f"{name}: cannot read {path!r}: {err}") from None
     if arr.dtype.kind not in "biuf":  # bool, integers, floats

@@ -298,7 +298,7 @@ def run(args) -> int:
     count = len(seeds) if isinstance(seeds, np.ndarray) else seeds[1]
     chunk_size = scan_opts.get("chunk_size", 4096)
     budget = default_memory_budget() if budget is None else budget
-    plan_chunks(config, len(lams) * len(temps) * len(lrs) * count, chunk_size, budget)  # sizes
+    plan_chunks(config, (len(lams), len(temps), len(lrs), count), chunk_size, budget)  # sizes
     if not isinstance(seeds, np.ndarray):
         seeds = np.arange(seeds[0], seeds[0] + seeds[1])
     out = args.out or scan_opts.get("out") or str(Path("results") / Path(args.config).stem)
