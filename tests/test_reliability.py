@@ -354,3 +354,20 @@ def test_experiment_outputs_go_under_the_current_directory(tmp_path, monkeypatch
         assert path.is_relative_to(tmp_path) and not path.is_relative_to(package / "experiments")
     assert results_dir("x", quick=True) == tmp_path / "results" / "quick" / "x"
     assert results_dir("x", out="elsewhere") == Path("elsewhere") / "x"
+
+
+def test_a_reproduction_with_default_folders_writes_only_under_the_current_directory(
+    tmp_path, monkeypatch
+):
+    import experiments
+
+    package = Path(experiments.__file__).resolve().parent.parent
+    roots = [package / d for d in ("experiments", "cch_jax", "theory")]
+    before = {p for r in roots for p in r.rglob("*") if "__pycache__" not in p.parts}
+    monkeypatch.chdir(tmp_path)
+    experiments.load("cch_audit").main(quick=True, num_models=50, p1=2, p2=2, n=12)
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert "results/quick/cch_audit/results.json" in written
+    assert any(w.startswith("figures/quick/") and w.endswith(".png") for w in written)
+    after = {p for r in roots for p in r.rglob("*") if "__pycache__" not in p.parts}
+    assert after == before  # nothing written beside the package's own files
