@@ -325,6 +325,10 @@ def run_scan(
             f"vmap_size={vmap_size} needs one device (got {len(devices)}): its blocks are a "
             "sequential loop, which cannot run over a sharded run axis"
         )
+    # The size first: a grid of 10⁹ seeds is refused before it is sorted for duplicates.
+    shape = tuple(int(np.size(v)) for v in (lams, temperatures, learning_rates, seeds))
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    chunk = plan_chunks(config, shape, chunk_size, budget)
     lams, temperatures, seeds, learning_rates = check_grid(
         config, lams, temperatures, seeds, learning_rates
     )
@@ -334,10 +338,7 @@ def run_scan(
     chunk_fn = make_chunk_fn(config, data, vmap_size=vmap_size)  # checks the data's shapes
     if data is not None:
         check_arrays(data, config.task)
-    shape = (len(lams), len(temperatures), len(learning_rates), len(seeds))
     n_runs = math.prod(shape)
-    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    chunk = plan_chunks(config, shape, chunk_size, budget)
     grid = grid_runs(lams, temperatures, learning_rates, seeds)
     n_chunks = math.ceil(n_runs / chunk)
     coords = (

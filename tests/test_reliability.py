@@ -109,6 +109,8 @@ def test_run_scan_shrinks_chunks_to_the_budget_and_refuses_what_cannot_fit():
     np.testing.assert_allclose(small.final_test, whole.final_test, rtol=1e-6)
     with pytest.raises(ValueError, match="data.n=100: one training set"):
         run_scan(config, [0.0], seeds=np.arange(5), memory_budget=one_run // 2)
+    with pytest.raises(ValueError, match=r"1 × 1 × 1 × 10000000 = 10000000 runs needs"):
+        run_scan(config, [0.0], seeds=np.arange(10**7), memory_budget=2**20)
 
 
 # --- arrays data: validated before training ------------------------------------------------------
