@@ -48,6 +48,7 @@ import optax
 import theory
 from cch_jax.data.gaussian import sample_gaussian
 from cch_jax.losses import LossParts, accuracy, classification_kd_loss, mse, regression_kd_loss
+from cch_jax.metrics import Metrics
 from cch_jax.models import LinearStudent, make_model
 
 TASKS = ("regression", "classification")
@@ -219,23 +220,9 @@ class TrainConfig:
         }
 
 
-class Metrics(NamedTuple):
-    """Metric trajectories, each of shape (steps // eval_every,) for one run.
-
-    total, label, kd: the loss and its unweighted parts (`cch_jax.losses.LossParts`), averaged
-      over the eval_every steps of each block (minibatch losses before each update).
-    test: the test metric after the block (exact risk / test MSE / test accuracy).
-    """
-
-    total: jax.Array
-    label: jax.Array
-    kd: jax.Array
-    test: jax.Array
-
-
 class TrainResult(NamedTuple):
     """Final params (a Flax variables dict), metric trajectories, and whether the run diverged
-    (a non-finite loss at any step, or non-finite final params)."""
+    (`_diverging`: a non-finite or exploding loss at any step, or non-finite final params)."""
 
     params: Any
     metrics: Metrics
@@ -426,6 +413,15 @@ def _as_dtype_of(params, x):
     return jax.tree.map(cast, params)
 
 
+# Divergence: a run whose loss becomes NaN/inf, or grows past DIVERGENCE_FACTOR × its loss at
+# step 0 (exploding but finite, e.g. SGD at too large a step), is flagged and never averaged in.
+DIVERGENCE_FACTOR = 1e6
+
+
+def _diverging(loss, loss0):
+    return ~jnp.isfinite(loss) | (loss > DIVERGENCE_FACTOR * loss0)
+
+
 def _fit(config, student, train_set, test_metric, key, lam, temperature, learning_rate):
     """Shared loop: lax.scan over blocks of eval_every steps, each a lax.scan over steps."""
     TRACES["train"] += 1
@@ -456,7 +452,7 @@ def _fit(config, student, train_set, test_metric, key, lam, temperature, learnin
         (_, parts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, s)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state, bad | ~jnp.isfinite(parts.total)), parts
+        return (params, opt_state, bad | _diverging(parts.total, loss0)), parts
 
     def block(carry, b):
         steps = b * config.eval_every + jnp.arange(config.eval_every)
@@ -464,6 +460,7 @@ def _fit(config, student, train_set, test_metric, key, lam, temperature, learnin
         means = LossParts(*(jnp.mean(p) for p in parts))
         return carry, Metrics(*means, test=test_metric(carry[0]))
 
+    loss0 = jax.lax.stop_gradient(loss_fn(params, 0)[0])  # the bound of `_diverging`
     init = (params, opt.init(params), jnp.zeros((), bool))
     (params, _, bad), metrics = jax.lax.scan(
         block, init, jnp.arange(config.steps // config.eval_every)

@@ -23,7 +23,6 @@ import numpy as np
 from cch_jax.mi import estimate
 from cch_jax.mi.tasks import tasks as all_tasks
 from experiments._common import (
-    ROOT,
     figures_dir,
     new_figure,
     results_dir,
@@ -155,7 +154,7 @@ def main(*, quick: bool = False, out=None, figures=None, docs=None, **overrides)
         rows, figures_dir(figures, quick) if out is None else Path(figures or directory)
     )
     doc_path = Path(docs) if docs else (directory / "mi_validation.md" if quick or out else
-                                        ROOT / "docs" / "mi_validation.md")  # fmt: skip
+                                        Path.cwd() / "docs" / "mi_validation.md")  # fmt: skip
     write_doc(doc_path, rows, sp, cfg, quick, figs)
     return {"rows": rows, "speed": sp, "figures": [str(f) for f in figs], "doc": str(doc_path)}
 
