@@ -12,14 +12,15 @@ fitted surrogate* whose MIs are known:
 1. All continuous columns are replaced by their normal scores (`copula.normal_scores`), so the
    estimates do not move under monotone maps of any coordinate.
 2. A surrogate is fitted to the normal scores: the Gaussian with their correlation (continuous Y;
-   MIs in closed form), or class-conditional Gaussians with the data's class counts (labels; MIs
-   by Monte Carlo with their standard error).
+   MIs in closed form), or class-conditional Gaussians for H2 with a linear-Gaussian H1 given
+   (H2, class) and the data's class counts (labels; MIs by Monte Carlo with their standard error).
 3. Each estimator family runs on the data and on B surrogate data sets of the same n and
    dimensions. On the surrogates its bias b = E[Î] − I and spread s are measured. The corrected
    estimate is Î − b̂, its interval (Î − b̂) ± t_{B−1} s √(1 + 1/B) (plus the Monte Carlo error of
    the surrogate's MIs). For the gap the same is done on the paired differences, so the
    correlation of the two MIs (they share H2) is accounted for.
-4. Families: "gc" (Gaussian-copula log-det MI; class-conditional for labels) and "knn" (KSG on
+4. Families: "gc" (Gaussian-copula log-det MI; for labels, the in-sample MI of fitted
+   class-conditional Gaussians, `copula.qda_mi`) and "knn" (KSG on
    normal scores; Ross's mixed estimator for labels). "knn" runs only when its cost fits the
    budget. The verdict is confident only when every family that ran gives a gap interval on the
    same side of 0; otherwise "inconclusive".
@@ -38,20 +39,21 @@ import math
 import time
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.special import logsumexp, stdtrit
 
 from cch_jax.mi import knn as _knn
-from cch_jax.mi.copula import class_gc_mi, gc_mi, tie_counts
+from cch_jax.mi.copula import class_gaussians, gc_mi, qda_mi, tie_counts
 from cch_jax.mi.copula import normal_scores as _normal_scores
 from cch_jax.mi.gaussian import logdet_bias
 from cch_jax.mi.validate import validate
 
 FAMILIES = ("gc", "knn")
 LEVEL = 0.95
-SHRINK = float(__import__("os").environ.get("CCH_SHRINK", "1.0"))
 # Work that one kNN pass does: n² pairs × the dimensions it compares, in units the CPU does in
 # about a second (measured on the 2-core CI machine, benchmarks/check_speed.py).
 _KNN_UNITS_PER_S = 4e9
+MIN_KNN_ROWS = 400
 
 
 # ---------------------------------------------------------------- surrogates with known MI
@@ -126,70 +128,72 @@ def _mixture_logpdf(x, means, chols, logw):
     terms = []
     d = x.shape[1]
     for mu, lc, lw in zip(means, chols, logw):
-        u = np.linalg.solve(lc, (x - mu).T)
+        u = solve_triangular(lc, (x - mu).T, lower=True)
         logdet = 2.0 * np.sum(np.log(np.diag(lc)))
         terms.append(lw - 0.5 * (np.sum(u**2, axis=0) + logdet + d * math.log(2 * math.pi)))
     return np.stack(terms, axis=1)  # (m, C): log w_c + log N_c(x)
 
 
 def class_surrogate(z1, z2, labels, rng, *, mc: int = 4000) -> Surrogate:
-    """Class-conditional Gaussians for (z1, z2) with the data's class counts; MIs by Monte Carlo.
+    """Class-conditional Gaussians for z2 and a linear-Gaussian teacher; MIs by Monte Carlo.
 
-    μ_c, Σ_c: class mean and covariance of the joint normal scores, Σ_c shrunk toward the pooled
-    within-class covariance with weight d / (n_c + d). Truth by MC over `mc` draws:
-    I(H2; Y) = E[log p(y | h2) − log p(y)], I(H1; H2) = E[log p(h1, h2) − log p(h1) − log p(h2)].
+    z2 | c ~ N(μ_c, Σ_c) (`copula.class_gaussians`: Σ_c shrunk toward the pooled within-class
+    covariance), z1 = A z2 + b_c + e, e ~ N(0, Ψ) (least squares on [z2, one-hot(c)]). The data's
+    class counts are kept. Truth by MC over `mc` draws:
+    I(H2; Y) = E[log p(c | z2) − log p(c)], I(H1; H2) = E[log p(z1 | z2) − log p(z1)], with
+    p(z1 | z2) = Σ_c p(c | z2) N(A z2 + b_c, Ψ) and p(z1) = Σ_c p_c N(A μ_c + b_c, A Σ_c Aᵀ + Ψ).
     """
-    z = np.concatenate([z1, z2], axis=1)
-    n, d = z.shape
-    d1 = z1.shape[1]
+    n, d1 = z1.shape
     classes, codes = np.unique(labels, return_inverse=True)
     counts = np.bincount(codes)
-    means = np.stack([z[codes == c].mean(axis=0) for c in range(classes.size)])
-    resid = z - means[codes]
-    pooled = resid.T @ resid / max(n - classes.size, 1)
-    covs = []
-    for c in range(classes.size):
-        rc = resid[codes == c]
-        s = rc.T @ rc / max(counts[c] - 1, 1)
-        a = max(SHRINK, d / (counts[c] + d))
-        covs.append(_floor_psd((1 - a) * s + a * pooled))
-    covs = np.stack(covs)
-    chols = np.linalg.cholesky(covs)
+    n_cls = classes.size
+    means, covs = class_gaussians(z2, codes)
+    design = np.concatenate([z2, (codes[:, None] == np.arange(n_cls)).astype(float)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, z1, rcond=None)
+    a_mat, b = coef[: z2.shape[1]].T, coef[z2.shape[1] :]  # (d1, d2), (C, d1)
+    resid = z1 - design @ coef
+    psi = _floor_psd(resid.T @ resid / max(n - design.shape[1], 1))
+    chol2, chol_psi = np.linalg.cholesky(covs), np.linalg.cholesky(psi)
     logw = np.log(counts / n)
-    s1, s2 = slice(0, d1), slice(d1, d)
 
     def draw(rng, counts_):
-        cs = np.repeat(np.arange(classes.size), counts_)
-        x = np.concatenate(
-            [means[c] + rng.standard_normal((m, d)) @ chols[c].T for c, m in enumerate(counts_)]
-        )
-        return x, cs
+        cs = np.repeat(np.arange(n_cls), counts_)
+        x2 = np.concatenate(
+            [means[c] + rng.standard_normal((m, means.shape[1])) @ chol2[c].T
+             for c, m in enumerate(counts_)]
+        )  # fmt: skip
+        x1 = x2 @ a_mat.T + b[cs] + rng.standard_normal((cs.size, d1)) @ chol_psi.T
+        return x1, x2, cs
 
-    # Monte Carlo truth (class proportions as in the data)
+    # Monte Carlo truth, class proportions as in the data (reweighted after rounding)
     mc_counts = np.maximum(np.round(counts / n * mc).astype(int), 1)
-    x, cs = draw(rng, mc_counts)
-    w_mc = (counts / n)[cs] / (mc_counts / mc_counts.sum())[cs]  # reweight rounding of proportions
-    chol2 = np.linalg.cholesky(covs[:, s2, s2])
-    chol1 = np.linalg.cholesky(covs[:, s1, s1])
-    lj = _mixture_logpdf(x, means, chols, logw)
-    l2 = _mixture_logpdf(x[:, s2], means[:, s2], chol2, logw)
-    l1 = _mixture_logpdf(x[:, s1], means[:, s1], chol1, logw)
-    t2y = l2[np.arange(cs.size), cs] - logsumexp(l2, axis=1) - logw[cs]
-    t12 = logsumexp(lj, axis=1) - logsumexp(l1, axis=1) - logsumexp(l2, axis=1)
-    w = w_mc / w_mc.mean()
+    x1, x2, cs = draw(rng, mc_counts)
+    w = ((counts / n) / (mc_counts / mc_counts.sum()))[cs]
+    w = w / w.mean()
+    l2 = _mixture_logpdf(x2, means, chol2, logw)  # (m, C): log p_c N_c(z2)
+    post = l2 - logsumexp(l2, axis=1, keepdims=True)  # log p(c | z2)
+    t2y = post[np.arange(cs.size), cs] - logw[cs]
+    # log p(z1 | z2): mixture over c with weights p(c | z2), all sharing the covariance Ψ
+    cond = np.stack(
+        [_mixture_logpdf(x1 - x2 @ a_mat.T - b[c], np.zeros((1, d1)), chol_psi[None], [0.0])[:, 0]
+         for c in range(n_cls)], axis=1,
+    )  # fmt: skip
+    log_cond = logsumexp(post + cond, axis=1)
+    marg_cov = np.einsum("ij,cjk,lk->cil", a_mat, covs, a_mat) + psi
+    log_marg = logsumexp(
+        _mixture_logpdf(x1, means @ a_mat.T + b, np.linalg.cholesky(marg_cov), logw), axis=1
+    )
+    t12 = log_cond - log_marg
 
     def wmean_se(t):
-        m = float(np.mean(w * t))
-        return m, float(np.std(w * t, ddof=1) / math.sqrt(t.size))
+        return float(np.mean(w * t)), float(np.std(w * t, ddof=1) / math.sqrt(t.size))
 
-    i2y, se2y = wmean_se(t2y)
-    i12, se12 = wmean_se(t12)
-    _, segap = wmean_se(t12 - t2y)
+    (i2y, se2y), (i12, se12), (_, segap) = wmean_se(t2y), wmean_se(t12), wmean_se(t12 - t2y)
 
     def sample(rng):
-        x, cs = draw(rng, counts)
+        x1, x2, cs = draw(rng, counts)
         perm = rng.permutation(n)
-        return x[perm, s1], x[perm, s2], classes[cs[perm]]
+        return x1[perm], x2[perm], classes[cs[perm]]
 
     return Surrogate(sample, i12, i2y, se12, se2y, segap)
 
@@ -202,7 +206,7 @@ def _estimates(family, h1, h2, y, labels, rng, k, scores=_normal_scores) -> tupl
     z1, z2 = scores(h1, rng), scores(h2, rng)
     zy = None if labels else scores(y, rng)
     if family == "gc":
-        return gc_mi(z1, z2), (class_gc_mi(z2, y) if labels else gc_mi(z2, zy))
+        return gc_mi(z1, z2), (qda_mi(z2, y) if labels else gc_mi(z2, zy))
     if family == "knn":
         i12 = float(_knn.ksg(z1, z2, k=k, standardize=False)[0][0])
         if labels:
@@ -216,6 +220,29 @@ def _estimates(family, h1, h2, y, labels, rng, k, scores=_normal_scores) -> tupl
 def knn_seconds(n: int, d1: int, d2: int, dy: int, surrogates: int) -> float:
     """Predicted seconds of the kNN family: (1 + B) passes over n² pairs in both joint spaces."""
     return (1 + surrogates) * n * n * (d1 + 2 * d2 + dy) / _KNN_UNITS_PER_S
+
+
+def knn_rows(n: int, d1: int, d2: int, dy: int, surrogates: int, budget_s: float) -> int:
+    """The most rows (≤ n) the kNN family can use within `budget_s` (`knn_seconds`)."""
+    per_row2 = knn_seconds(1, d1, d2, dy, surrogates)
+    return int(min(n, math.isqrt(int(budget_s / per_row2))))
+
+
+def _rows(rng, m, h1, h2, y, labels):
+    """The same arrays restricted to m rows drawn at random (stratified by class for labels)."""
+    if m is None:
+        return h1, h2, y
+    n = h1.shape[0]
+    if labels:
+        idx = []
+        classes, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+        take = np.maximum(np.round(counts * m / n).astype(int), np.minimum(counts, 8))
+        for c in range(classes.size):
+            idx.append(rng.choice(np.flatnonzero(codes == c), take[c], replace=False))
+        idx = np.sort(np.concatenate(idx))
+    else:
+        idx = np.sort(rng.choice(n, m, replace=False))
+    return h1[idx], h2[idx], y[idx]
 
 
 def _interval(center: float, spread: float, dof: int) -> tuple[float, float]:
@@ -257,19 +284,18 @@ def _calibrate(family, data_est, surrogate, sur_est, mc_se) -> dict:
 
 
 def validated_range(
-    n: int, d1: int, d2: int, dy: int, *, n_classes: int | None
+    n: int, d1: int, d2: int, dy: int, *, n_classes: int | None, min_class: int | None = None
 ) -> tuple[bool, str]:
-    """Is (n, dims) inside the range where docs/check_calibration.md measured the check to be
-    calibrated? Returns (ok, reason)."""
-    dims = max(d1, d2)
-    if dims > 32:
-        return False, f"{dims} dims per side is above the validated 32"
+    """Is (n, dims) inside the range where experiments/check_calibration.py measured the check to
+    be calibrated (docs/check_calibration.md)? Returns (ok, reason)."""
+    joint = d1 + d2 + (0 if n_classes is not None else dy)
+    out = "outside the validated range: "
     if n < 500:
-        return False, f"n = {n} is below the validated 500"
-    if n < 10 * (d1 + d2 + (dy if n_classes is None else 0)):
-        return False, f"n = {n} is below 10 × the joint dimension {d1 + d2}"
-    if n_classes is not None and n / n_classes < 2 * (d2 + 1):
-        return False, f"{n / n_classes:.0f} rows per class is below 2 × (d2 + 1)"
+        return False, out + f"n = {n} is below 500"
+    if n < 10 * joint:
+        return False, out + f"n = {n} is below 10 × the joint dimension {joint}"
+    if n_classes is not None and min_class < 10 * d2:
+        return False, out + f"the smallest class has {min_class} rows, below 10 × d2 = {10 * d2}"
     return True, "inside the validated range"
 
 
@@ -289,6 +315,7 @@ class CheckResult:
     validated_reason: str
     families: list  # one dict per family that ran (see _calibrate)
     skipped: dict  # family -> reason it did not run
+    subsampled: dict  # family -> rows it used, when fewer than n (to fit its time budget)
     n: int
     dims: tuple[int, int, int]
     labels: bool
@@ -332,7 +359,7 @@ def check_cch(
     families: tuple[str, ...] = FAMILIES,
     surrogates: int = 40,
     knn_surrogates: int = 16,
-    knn_budget_s: float = 20.0,
+    knn_budget_s: float = 10.0,
     k: int = 3,
     mc: int = 4000,
     normal_scores: bool = True,
@@ -343,7 +370,7 @@ def check_cch(
 
     labels: whether y holds integer class labels. normal_scores: take per-column normal scores
     (True, invariant to monotone maps) or only standardise. surrogates / knn_surrogates: B per
-    family. knn_budget_s: the knn family is skipped when `knn_seconds` predicts more. mc: Monte
+    family. knn_budget_s: the knn family runs on as many rows as fit this (`knn_rows`). mc: Monte
     Carlo draws for a class surrogate's MIs. names: how errors call h1, h2, y. Returns a
     CheckResult; the verdict is confident only when every family that ran puts the corrected gap's
     95 % interval on the same side of 0 and (with `require_validated`) (n, dims) are inside
@@ -369,23 +396,33 @@ def check_cch(
     else:
         sur = gaussian_surrogate(z1, z2, scores(y, rng))
     mc_se = (sur.i12_se, sur.i2y_se, sur.gap_se)
-    results, skipped = [], {}
+    results, skipped, subsampled = [], {}, {}
     for f in families:
         b = surrogates if f == "gc" else knn_surrogates
+        rows = None  # all rows
         if f == "knn":
-            need = knn_seconds(n, d1, d2, max(dy, 1), b)
-            if need > knn_budget_s:
-                skipped[f] = f"predicted {need:.0f} s > budget {knn_budget_s:.0f} s"
+            m = knn_rows(n, d1, d2, max(dy, 1), b, knn_budget_s)
+            if m < MIN_KNN_ROWS:
+                skipped[f] = f"{m} rows fit the {knn_budget_s:g} s budget; {MIN_KNN_ROWS} needed"
                 continue
-        data_est = _estimates(f, h1, h2, y, labels, rng, k, scores)
+            if m < n:  # a stratified subsample that fits the budget; surrogates get the same size
+                rows = m
+                subsampled[f] = m
+        data_est = _estimates(f, *_rows(rng, rows, h1, h2, y, labels), labels, rng, k, scores)
         if f == "gc" and sur.gc_draw is not None and normal_scores:
             sur_est = [sur.gc_draw(rng) for _ in range(b)]
         else:
-            sur_est = [_estimates(f, *sur.sample(rng), labels, rng, k, scores) for _ in range(b)]
+            sur_est = [
+                _estimates(f, *_rows(rng, rows, *sur.sample(rng), labels), labels, rng, k, scores)
+                for _ in range(b)
+            ]
         results.append(_calibrate(f, data_est, sur, sur_est, mc_se))
     ok, reason = validated_range(
-        n, d1, d2, dy, n_classes=int(np.unique(y).size) if labels else None
-    )
+        n, d1, d2, dy, n_classes=int(np.unique(y).size) if labels else None,
+        min_class=int(np.bincount(y).min()) if labels else None,
+    )  # fmt: skip
+    if ok and set(FAMILIES) - {r["family"] for r in results}:
+        ok, reason = False, "the calibrated check needs both families (gc and knn) to run"
     sides = {r["side"] for r in results}
     verdict = "inconclusive"
     if results and len(sides) == 1 and 0 not in sides and (ok or not require_validated):
@@ -404,6 +441,7 @@ def check_cch(
         validated_reason=reason,
         families=results,
         skipped=skipped,
+        subsampled=subsampled,
         n=n,
         dims=(d1, d2, dy),
         labels=labels,

@@ -6,17 +6,16 @@ remove every such map, so an estimator applied to normal scores inherits the inv
 
 Gaussian-copula MI (Ince et al. 2017) is the Gaussian log-det MI of the normal scores:
     I_gc(X; Y) = ½ log(det R_xx det R_yy / det R),   R the correlation of the normal scores,
-exact (up to rank noise) when the copula of (X, Y) is Gaussian, and for class labels
-    I_gc(X; Y) = ½ log det R_xx − Σ_c p_c ½ log det R_xx|c          (class-conditional Gaussians),
-exact when X | Y = c is Gaussian in normal-score space except for the marginal mixture, whose
-entropy this overstates. Neither is unbiased for other copulas: `cch_jax.mi.check` measures and
-removes the bias on a fitted surrogate.
+exact (up to rank noise) when the copula of (X, Y) is Gaussian. For class labels, `qda_mi` is the
+MI of class-conditional Gaussians fitted to the normal scores. Neither is unbiased in general:
+`cch_jax.mi.check` measures and removes their bias on a surrogate fitted to the data.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma, ndtri
+from scipy.linalg import solve_triangular
+from scipy.special import logsumexp, ndtri
 
 from cch_jax.mi.gaussian import logdet_bias
 
@@ -65,46 +64,41 @@ def gc_mi(zx: np.ndarray, zy: np.ndarray) -> float:
     return float(plugin - logdet_bias(n, dx, zy.shape[1]))
 
 
-def _logdet_cov(z: np.ndarray) -> float:
-    zc = z - z.mean(axis=0)
-    sign, ld = np.linalg.slogdet(zc.T @ zc / (z.shape[0] - 1))
-    return float(ld) if sign > 0 else -np.inf
+def class_gaussians(z: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class means (C, d) and covariances (C, d, d) of z (n, d) for codes 0..C-1.
 
-
-def _shrunk_cov(z: np.ndarray, pooled: np.ndarray) -> np.ndarray:
-    """Class covariance shrunk toward the pooled one with weight d / (n_c + d) (keeps it invertible)."""
-    n_c, d = z.shape
-    zc = z - z.mean(axis=0)
-    s = zc.T @ zc / max(n_c - 1, 1)
-    a = d / (n_c + d)
-    return (1 - a) * s + a * pooled
-
-
-def class_gc_mi(zx: np.ndarray, labels: np.ndarray) -> float:
-    """Class-conditional Gaussian MI of normal scores zx (n, d) and labels (n,) (nats).
-
-    ½ log det S − Σ_c p_c ½ log det S_c, each log det corrected by its Wishart bias (the exact
-    E[log det S] − log det Σ for Gaussian data), with S_c shrunk
-    toward the pooled within-class covariance when a class has few rows.
+    Each class covariance is shrunk toward the pooled within-class one with weight d / (n_c + d),
+    so that it stays invertible when a class has few rows.
     """
-    n, d = zx.shape
-    classes, codes = np.unique(labels, return_inverse=True)
-    pooled = np.zeros((d, d))
-    for c in range(classes.size):
-        z = zx[codes == c]
-        zc = z - z.mean(axis=0)
-        pooled += zc.T @ zc
-    pooled /= max(n - classes.size, 1)
-    value = 0.5 * (_logdet_cov(zx) - _wishart_logdet_bias(n, d))
-    for c in range(classes.size):
-        z = zx[codes == c]
-        sign, ld = np.linalg.slogdet(_shrunk_cov(z, pooled))
-        bias = _wishart_logdet_bias(z.shape[0], d) if z.shape[0] > d + 1 else 0.0
-        value -= (z.shape[0] / n) * 0.5 * (ld - bias)
-    return float(value)
+    n, d = z.shape
+    n_cls = int(codes.max()) + 1
+    counts = np.bincount(codes, minlength=n_cls)
+    means = np.stack([z[codes == c].mean(axis=0) for c in range(n_cls)])
+    resid = z - means[codes]
+    pooled = resid.T @ resid / max(n - n_cls, 1)
+    covs = np.empty((n_cls, d, d))
+    for c in range(n_cls):
+        rc = resid[codes == c]
+        a = d / (counts[c] + d)
+        covs[c] = (1 - a) * (rc.T @ rc / max(counts[c] - 1, 1)) + a * pooled
+        covs[c] += 1e-9 * np.trace(covs[c]) / d * np.eye(d)
+    return means, covs
 
 
-def _wishart_logdet_bias(n: int, d: int) -> float:
-    """E[log det S] − log det Σ = Σ_{i=1}^{d} ψ((ν − i + 1)/2) + d log(2/ν), ν = n − 1 (n > d + 1)."""
-    nu = n - 1
-    return float(np.sum(digamma((nu - np.arange(1, d + 1) + 1) / 2.0)) + d * np.log(2.0 / nu))
+def qda_mi(z: np.ndarray, labels: np.ndarray) -> float:
+    """In-sample MI of class-conditional Gaussians fitted to z (n, d) (nats).
+
+    (1/n) Σ_i [log p̂(y_i | z_i) − log p̂(y_i)] with p̂(z | c) = N(μ̂_c, Σ̂_c) (`class_gaussians`)
+    and p̂(c) = n_c / n: the MI of the fitted model at the data points. It is biased upward by
+    over-fitting at small n_c / d; `cch_jax.mi.check` measures and removes that bias.
+    """
+    _, codes = np.unique(labels, return_inverse=True)
+    means, covs = class_gaussians(z, codes)
+    logp = np.log(np.bincount(codes) / z.shape[0])
+    ll = np.empty((z.shape[0], means.shape[0]))
+    for c in range(means.shape[0]):
+        chol = np.linalg.cholesky(covs[c])
+        u = solve_triangular(chol, (z - means[c]).T, lower=True)
+        ll[:, c] = logp[c] - 0.5 * np.sum(u**2, axis=0) - np.sum(np.log(np.diag(chol)))
+    post = ll - logsumexp(ll, axis=1, keepdims=True)
+    return float(np.mean(post[np.arange(z.shape[0]), codes] - logp[codes]))
