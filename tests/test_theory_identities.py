@@ -88,7 +88,7 @@ def test_slope_sign_is_small_lambda_verdict(case):
     for seed in range(5):
         w = random_teacher(model, seed)
         slope = float(theory.risk_slope_at_zero(model, w, 30))
-        assert bool(theory.kd_helps_small_lambda(model, w, 30)) == (slope < 0)
+        assert bool(theory.kd_helps_small_lambda(model, w)) == (slope < 0)
         assert (float(theory.helpful_lambda_max(model, w, 30)) > 0) == (slope < 0)
 
 

@@ -53,7 +53,7 @@ def summarise(model: theory.JointGaussian, w1, n: int, lams) -> dict:
         "mi_teacher_student": float(theory.mi_teacher_student(model, w1)),
         "mi_student_label": float(theory.mi_student_label(model)),
         "cch_holds": bool(theory.cch_holds(model, w1)),
-        "kd_helps_small_lambda": bool(theory.kd_helps_small_lambda(model, w1, n)),
+        "kd_helps_small_lambda": bool(theory.kd_helps_small_lambda(model, w1)),
         "assumptions": {"bounded": bool(a.bounded), "aligned": bool(a.aligned)},
     }
 
