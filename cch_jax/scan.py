@@ -51,7 +51,7 @@ from cch_jax.results import (
     save_scan,
     unflatten_tree,
 )
-from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train_with_data
+from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train
 
 MAX_SEED = 2**31 - 1
 
@@ -138,7 +138,7 @@ def clear_cache() -> None:
 
 
 def _chunk_fn(config: TrainConfig, data, vmap_size: int | None = None):
-    train = make_train_with_data(config, data)
+    train = make_train(config, data)
 
     def run_chunk(data, seeds, lams, temperatures, learning_rates) -> TrainResult:
         keys = jax.vmap(jax.random.key)(seeds)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtr
 
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+from cch_jax.train import ArrayData, TrainConfig, make_train
 from experiments._common import (
     figures_dir,
     load_results,
@@ -103,10 +103,10 @@ def make_runners(cfg):
     config, lr = _config(cfg), cfg["learning_rate"]
     f32 = lambda *shape: jnp.zeros(shape, jnp.float32)
     i32 = lambda *shape: jnp.zeros(shape, jnp.int32)
-    t_train = make_train_with_data(
+    t_train = make_train(
         config, ArrayData(f32(n, D_TEACHER), i32(n), f32(n, 2), f32(m, D_TEACHER), i32(m))
     )
-    s_train = make_train_with_data(
+    s_train = make_train(
         config, ArrayData(f32(n, D_STUDENT), i32(n), f32(n, 2), f32(m, D_STUDENT), i32(m))
     )
     teachers = jax.jit(jax.vmap(lambda d, key: t_train(d, key, 0.0, 1.0, lr)))

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from cch_jax.models import make_model
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+from cch_jax.train import ArrayData, TrainConfig, make_train
 from experiments._common import (
     figures_dir,
     load_results,
@@ -82,7 +82,7 @@ def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float)
     single(data, keys): λ = 0 runs, one per key. kd(data, t_logits (S, n, C), keys (S,), lams,
     temps (G,)) → results with axes (S, G). features/logits(params with a run axis, x) → (R, m, ·).
     """
-    train = make_train_with_data(config, template)
+    train = make_train(config, template)
     lr = learning_rate
     single = jax.jit(jax.vmap(lambda d, key: train(d, key, 0.0, 1.0, lr), in_axes=(None, 0)))
 

@@ -8,7 +8,7 @@ import pytest
 
 import theory
 from cch_jax.cli import main
-from cch_jax.cli.theory import example_model
+from cch_jax.cli.common import example_model
 from cch_jax.results import load_scan
 
 
