@@ -142,11 +142,15 @@ def tally_line(t: dict) -> str:
 def mlp_config(cfg, n_classes: int) -> TrainConfig:
     """The MLP (one hidden ReLU layer of cfg["hidden"]) used for teachers and students alike."""
     return TrainConfig(
-        task="classification", model="mlp",
+        task="classification",
+        model="mlp",
         model_kwargs={"hidden": (int(cfg["hidden"]),), "out": n_classes},
-        steps=cfg["steps"], eval_every=cfg["steps"], optimizer="adam", schedule="cosine",
+        steps=cfg["steps"],
+        eval_every=cfg["steps"],
+        optimizer="adam",
+        schedule="cosine",
         batch_size=cfg["batch_size"],
-    )  # fmt: skip
+    )
 
 
 def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):

@@ -31,9 +31,13 @@ def config():
 
 def scan(config, **kwargs):
     return run_scan(
-        config, GRID["lams"], GRID["temperatures"], GRID["seeds"],
-        learning_rates=GRID["learning_rates"], **kwargs,
-    )  # fmt: skip
+        config,
+        GRID["lams"],
+        GRID["temperatures"],
+        GRID["seeds"],
+        learning_rates=GRID["learning_rates"],
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,11 @@ def chunked(config, traces):
 
 def assert_same(a, b, exact=True):
     check = np.testing.assert_array_equal if exact else np.testing.assert_allclose
-    for x, y in zip(jax.tree.leaves((a.params, a.metrics, a.diverged)),
-                    jax.tree.leaves((b.params, b.metrics, b.diverged)), strict=True):  # fmt: skip
+    for x, y in zip(
+        jax.tree.leaves((a.params, a.metrics, a.diverged)),
+        jax.tree.leaves((b.params, b.metrics, b.diverged)),
+        strict=True,
+    ):
         check(np.asarray(x), np.asarray(y))
     assert a.coords == b.coords and a.axes == b.axes
 
@@ -190,9 +197,13 @@ def test_sharded_over_4_devices_equals_one_device(chunked, tmp_path):
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + MULTI_DEVICE], env=env, cwd=root, capture_output=True, text=True,
+        [sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + MULTI_DEVICE],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
         timeout=300,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["devices"] == report["run_axis_devices"] == report["output_devices"] == 4

@@ -1,4 +1,4 @@
-"""Exact identities of the closed-form theory (design.md §2), checked to float64 rounding."""
+"""Exact identities of the closed-form theory, checked to float64 rounding."""
 
 import jax
 import jax.numpy as jnp

@@ -109,9 +109,13 @@ def test_divergence_is_flagged_not_averaged(source):
 def test_minibatch_mlp_on_gaussian_data(source):
     # Non-linear student: the test metric is the MSE on a fixed Gaussian test sample.
     config = TrainConfig(
-        data=source, model="mlp", model_kwargs={"hidden": [8]}, steps=200, eval_every=100,
+        data=source,
+        model="mlp",
+        model_kwargs={"hidden": [8]},
+        steps=200,
+        eval_every=100,
         batch_size=8,
-    )  # fmt: skip
+    )
     res = jax.jit(make_train(config))(None, jax.random.key(0), 1.0, 1.0, 0.01)
     var_y = float(source.model.cov[-1, -1])
     assert res.metrics.test.shape == (2,) and np.all(np.isfinite(res.metrics.test))
@@ -133,9 +137,13 @@ def test_classification_cnn_on_fixed_arrays():
     xt, yt, _ = _blobs(60, 1, shape=(28, 28, 3))
     data = ArrayData(x, y, t, xt, yt)
     config = TrainConfig(
-        task="classification", model="cnn", model_kwargs={"channels": [4], "hidden": 8},
-        steps=40, eval_every=20, batch_size=32,
-    )  # fmt: skip
+        task="classification",
+        model="cnn",
+        model_kwargs={"channels": [4], "hidden": 8},
+        steps=40,
+        eval_every=20,
+        batch_size=32,
+    )
     train = jax.jit(make_train(config, data))
     res = train(data, jax.random.key(0), 0.5, 2.0, 0.01)
     assert res.metrics.test.shape == (2,)
