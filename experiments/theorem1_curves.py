@@ -57,9 +57,21 @@ def theory_curves(model, n, lams):
     }
 
 
+# A student this far (relative) from its closed-form ŵ(λ) has not converged.
+CONVERGENCE_RTOL = 1e-3
+
+
+def convergence(sim) -> tuple[float, int]:
+    """The weight check of a `simulate_linear_kd` result: the largest ‖w − ŵ(λ)‖/‖ŵ(λ)‖ over λ
+    and the first two seeds (the statistic these experiments report as max_rel_weight_error,
+    comparable with earlier results), and how many students of all seeds are farther than
+    CONVERGENCE_RTOL from their ŵ(λ)."""
+    first = float(np.nanmax(sim.weight_error[:, :2]))
+    return first, int(np.sum(sim.weight_error > CONVERGENCE_RTOL))
+
+
 def simulate(model, n, cfg):
-    """Paired student risks (λ, seed), diverged (λ, seed) and the largest relative distance of a
-    student's weights to the closed form ŵ(λ) on its own training set."""
+    """Paired student risks (λ, seed), diverged (λ, seed) and `convergence`."""
     sim = simulate_linear_kd(
         model,
         theory.optimal_teacher(model),
@@ -70,7 +82,7 @@ def simulate(model, n, cfg):
         learning_rate=cfg["learning_rate"],
         progress=True,
     )
-    return sim.risk, sim.diverged, float(np.nanmax(sim.weight_error))
+    return sim.risk, sim.diverged, convergence(sim)
 
 
 def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
@@ -82,7 +94,7 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         for i, tau in enumerate(cfg["teacher_noise"]):
             model = theory.factor_model(p, p, teacher_noise=tau, seed=cfg["model_seed"])
             th = theory_curves(model, n, lams)
-            risk, diverged, err = simulate(model, n, cfg)
+            risk, diverged, (err, unconverged) = simulate(model, n, cfg)
             tag = f"n{j}/m{i}"
             arrays[f"{tag}/theory_rel_gain"] = th["rel_gain"]
             arrays[f"{tag}/student_risk"], arrays[f"{tag}/diverged"] = risk, diverged
@@ -96,12 +108,14 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
                     "lambda_max": th["lambda_max"],
                     "cch_holds": bool(th["gap"] > 0),
                     "max_rel_weight_error": err,
+                    "unconverged_students": unconverged,
                     "diverged": int(diverged.sum()),
                 }
             )
             gap = float(th["gap"])
             print(
-                f"[{NAME}] n={n} τ1={tau}: gap={gap:+.3f} nats, weights within {err:.1e} of closed form"
+                f"[{NAME}] n={n} τ1={tau}: gap={gap:+.3f} nats, weights within {err:.1e} of closed "
+                f"form; {unconverged} students > {CONVERGENCE_RTOL:g} from it"
             )
     directory = results_dir(NAME, out, quick)
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, "models": summary})
