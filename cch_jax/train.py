@@ -228,12 +228,11 @@ def make_loss(config: TrainConfig, student: nn.Module):
     minibatch drawn with replacement from batch_key.
     """
     if uses_fast_path(config, student):
-        return (
-            linear_stats,
-            lambda params, stats, k, lam, temperature: regression_kd_loss_from_stats(
-                params, stats, lam
-            ),
-        )
+
+        def loss_from_stats(params, stats, batch_key, lam, temperature) -> LossParts:
+            return regression_kd_loss_from_stats(params, stats, lam)  # full batch: no key
+
+        return linear_stats, loss_from_stats
 
     def loss(params, fit, batch_key, lam, temperature) -> LossParts:
         x, y, t = fit
@@ -293,6 +292,7 @@ def make_train(config: TrainConfig, source=None):
         opt = make_optimizer(config, learning_rate)
         fit = prepare(x, y, t)
 
+        # The loss at step s (a minibatch, if any, drawn from the step's own key).
         def objective(params, s):
             parts = loss(params, fit, jax.random.fold_in(keys.batch, s), lam, temperature)
             return parts.total, parts

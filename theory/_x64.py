@@ -46,7 +46,7 @@ def as_float(x):
 
 
 def hi(a, b):
-    """a @ b at precision "highest": theory code traced inside a float32 engine run must not drop to
-    the GPU's TF32 default (the story: `cch_jax.models.LinearStudent`). The theory imports nothing
-    of the engine, so it keeps this two-line helper of its own."""
+    """a @ b at precision "highest": theory code traced inside a float32 run must not drop to the
+    GPU's TF32 default (docs/design.md, "Precision"). The theory imports nothing of the engine, so
+    it keeps this two-line helper of its own."""
     return jnp.matmul(a, b, precision="highest")
