@@ -52,7 +52,7 @@ from cch_jax.results import (
     result_arrays,
     unflatten_tree,
 )
-from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train_with_data
+from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train
 
 MAX_SEED = 2**31 - 1
 
@@ -139,7 +139,7 @@ def clear_cache() -> None:
 
 
 def _chunk_fn(config: TrainConfig, data, vmap_size: int | None = None):
-    train = make_train_with_data(config, data)
+    train = make_train(config, data)
 
     def run_chunk(data, seeds, lams, temperatures, learning_rates) -> TrainResult:
         keys = jax.vmap(jax.random.key)(seeds)

@@ -11,14 +11,20 @@ from cch_jax.cli import main as cli
 
 TINY = {
     "theorem1_curves": dict(
-        p=4, ns=(200, 12), teacher_noise=(0.3, 30.0), student_lams=(0.0, 0.5), seeds=8,
-        steps=300, theory_lams=20,
+        p=4,
+        ns=(200, 12),
+        teacher_noise=(0.3, 30.0),
+        student_lams=(0.0, 0.5),
+        seeds=8,
+        steps=300,
+        theory_lams=20,
     ),
     "gap_scatter": dict(num_models=100, p1=3, p2=3, n=20, simulated_models=2, seeds=64, steps=1500),
     "cch_audit": dict(num_models=300, p1=3, p2=3, n=20),
-    "mfh_classification": dict(overlaps=(0, 10), lams=(0.5,), temperatures=(2.0,), seeds=4,
-                               steps=200),
-}  # fmt: skip
+    "mfh_classification": dict(
+        overlaps=(0, 10), lams=(0.5,), temperatures=(2.0,), seeds=4, steps=200
+    ),
+}
 
 
 @pytest.fixture(scope="module")

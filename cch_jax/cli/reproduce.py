@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import experiments
-from cch_jax.cli import UserError
+from cch_jax.cli.common import UserError
 
 
 def register(sub) -> None:

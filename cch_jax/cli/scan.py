@@ -15,7 +15,6 @@ import numpy as np
 
 from cch_jax.cli import UserError
 
-ARRAY_MEMBERS = ("x_train", "y_train", "teacher_train", "x_test", "y_test")
 MAX_SEED = 2**31 - 1
 
 
@@ -231,7 +230,7 @@ def build_data(section: dict, base: Path):
 
     if section.get("kind", "gaussian") == "arrays":
         file = _path(base, section["path"])
-        return ArrayData(*(load_array(file, name="data.path", key=k) for k in ARRAY_MEMBERS))
+        return ArrayData(*(load_array(file, name="data.path", key=k) for k in ArrayData._fields))
     if "random" in section:
         r = section["random"]
         model = theory.random_model(jax.random.key(r.get("key", 0)), r["p1"], r["p2"])
