@@ -47,9 +47,10 @@ def register(sub) -> None:
     p.add_argument(
         "--knn-budget",
         type=float,
-        default=20.0,
+        default=10.0,
         metavar="SECONDS",
-        help="skip the knn family when its predicted time exceeds this (default 20)",
+        help="time for the knn family: it runs on as many rows (a stratified subsample) as fit "
+        "this, and is skipped below 400 rows (default 10)",
     )
     p.add_argument("--k", type=int, default=3, help="neighbours for the knn family (default 3)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
