@@ -49,12 +49,44 @@ def _json(capsys, argv):
 
 
 def test_mi_json(files, capsys):
-    out = _json(capsys, ["mi", files["x"], files["y"], "--estimator", "ksg", "--k", "4", "--json"])
-    assert set(out) == {"estimator", "mi", "stderr", "ci", "n"}
+    argv = ["mi", files["x"], files["y"], "--estimator", "ksg", "--k", "4", "--json"]
+    out = _json(capsys, argv + ["--calibrate", "0", "--no-normal-scores"])
+    assert set(out) == {"estimator", "mi", "stderr", "ci", "n", "normal_scores", "calibrated"}
     assert out["n"] == 600 and out["estimator"] == "ksg"
+    assert out["calibrated"] is False and out["normal_scores"] is False
     # float32 CLI vs float64 reference: same neighbours, rounding-level difference
     assert out["mi"] == pytest.approx(ksg_reference(files["_x"], files["_y"], k=4), abs=1e-4)
     assert out["ci"][0] < out["mi"] < out["ci"][1]
+
+
+def test_mi_normal_scores_make_ksg_invariant_to_monotone_maps(files, tmp_path, capsys):
+    # Same ranks, hence the same normal scores (no ties in continuous data): the same estimate.
+    np.save(tmp_path / "xw.npy", files["_x"] ** 3)
+    np.save(tmp_path / "yw.npy", np.exp(files["_y"]))
+    base = ["--estimator", "ksg", "--json", "--calibrate", "0"]
+    a = _json(capsys, ["mi", files["x"], files["y"], *base])
+    b = _json(capsys, ["mi", str(tmp_path / "xw.npy"), str(tmp_path / "yw.npy"), *base])
+    assert a["normal_scores"] is True and a["mi"] == b["mi"]
+    c = _json(capsys, ["mi", str(tmp_path / "xw.npy"), str(tmp_path / "yw.npy"), *base,
+                       "--no-normal-scores"])  # fmt: skip
+    assert abs(c["mi"] - a["mi"]) > 0.05  # standardising alone does not undo the warp
+
+
+def test_mi_calibrated_interval_accounts_for_ksg_bias(tmp_path, capsys):
+    # 5 + 5 dims, ρ = 0.6 per canonical pair: I = −(5/2) log(1 − 0.36) = 1.116 nats. KSG at
+    # n = 1000 is biased down by ~0.25 nats (many of its sampling SEs): its sampling interval
+    # misses the truth; the bias-aware one is centred on the corrected value and covers it.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1000, 5))
+    y = 0.6 * x + 0.8 * rng.standard_normal((1000, 5))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    true = -2.5 * np.log(1 - 0.36)
+    out = _json(capsys, ["mi", str(tmp_path / "x.npy"), str(tmp_path / "y.npy"), "--json"])
+    assert out["calibrated"] and out["calibration"]["surrogates"] == 16
+    assert out["uncorrected"]["ci"][1] < true  # the bias the sampling interval ignores
+    assert out["ci"][0] < true < out["ci"][1]
+    assert out["mi"] == pytest.approx(out["uncorrected"]["mi"] - out["bias"], abs=1e-12)
 
 
 def test_mi_npz_key_and_readable(files, capsys):

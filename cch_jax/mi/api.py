@@ -1,6 +1,8 @@
 """One interface to every estimator: `estimate(x, y, *, key, estimator=...) -> MIEstimate`.
 
-Uncertainty, by estimator (all intervals are 95 %; none include an estimator's *bias*):
+Uncertainty, by estimator (all intervals are 95 %; none here include an estimator's *bias*: for
+gaussian/ksg/mixed, `cch_jax.mi.check.calibrated_mi` (what `cch mi` reports by default) corrects
+the estimate and widens the interval by a parametric bootstrap on a fitted surrogate):
 - gaussian: delta-method stderr from the canonical correlations (see gaussian.py), normal interval.
 - ksg, mixed: the sample is split at random into m disjoint subsets (stratified by label for
   `mixed`), the estimator is computed on each, and se = sd(subset estimates) · sqrt((n/m) / n) =
@@ -28,6 +30,7 @@ from scipy.special import stdtrit
 
 from cch_jax.mi import gaussian as _gaussian
 from cch_jax.mi import knn as _knn
+from cch_jax.mi.copula import normal_scores as _normal_scores
 from cch_jax.mi.validate import validate
 
 ESTIMATORS = ("gaussian", "ksg", "mixed", "mine", "infonce", "nwj", "latent")
@@ -104,7 +107,21 @@ def _knn_estimate(xs, ys, *, key, estimator, k, subsets, tile, strata):
     }
 
 
-def _point(x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, options, strata=None):
+def _knn_inputs(x, y, y_labels, key, standardize, normal_scores):
+    """The columns kNN estimators see: normal scores (invariant to monotone maps of any
+    coordinate; ties broken at random from `key`), standardised, or as given. Labels untouched."""
+    if normal_scores:
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel().tolist())
+        return _normal_scores(x, rng), (y if y_labels else _normal_scores(y, rng))
+    if standardize:
+        return _knn.standardise(x), (y if y_labels else _knn.standardise(y))
+    return x, y
+
+
+def _point(
+    x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, options, strata=None,
+    normal_scores=False,
+):  # fmt: skip
     """Estimator-specific value, stderr and details; x, y already validated."""
     if estimator == "gaussian":
         yy = _gaussian.one_hot(y) if y_labels else y
@@ -112,8 +129,7 @@ def _point(x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, opt
         out["dof"] = None
         return out
     if estimator in ("ksg", "mixed"):
-        xs = _knn.standardise(x) if standardize else x
-        ys = y if y_labels else (_knn.standardise(y) if standardize else y)
+        xs, ys = _knn_inputs(x, y, y_labels, key, standardize, normal_scores)
         return _knn_estimate(
             xs,
             ys,
@@ -145,6 +161,7 @@ def estimate(
     k: int = 3,
     subsets: int = 10,
     standardize: bool = True,
+    normal_scores: bool = False,
     tile: int = 128,
     null: int = 0,
     labels: bool | None = None,
@@ -157,7 +174,9 @@ def estimate(
     x: (n, dx) or (n,); y: (n, dy), (n,), or integer class labels (n,) (auto-detected from an integer
     dtype, or forced with `labels=`). `key`: a jax.random key (subset splits, critic seeds).
     estimator: one of ESTIMATORS. k: neighbours (ksg, mixed, latent). subsets: disjoint subsets for
-    the kNN stderr. null: number of permutations for a permutation null in details["null"] (0: none).
+    the kNN stderr. normal_scores: ksg/mixed on per-column normal scores (rank → Φ⁻¹, ties broken
+    at random; invariant to monotone maps, `cch mi` does this by default) instead of standardised
+    columns (`standardize`). null: number of permutations for a permutation null in details["null"] (0: none).
     strata: optional labels (n,) to stratify the kNN subsets by; two estimates made with the same
     key, n, subsets and strata use the same partition, so their subset estimates are paired (used by
     `cch check` for the stderr of a difference of two MIs). names: how error messages call x, y.
@@ -186,6 +205,7 @@ def estimate(
         standardize=standardize,
         options=options,
         strata=None if strata is None else np.asarray(strata).reshape(-1),
+        normal_scores=normal_scores,
     )
     value, se, dof = out.pop("value"), out.pop("stderr"), out.pop("dof")
     lo, hi = _interval(value, se, dof)
@@ -205,6 +225,7 @@ def estimate(
         details["null"] = _null(
             xa, ya, y_labels, value, key=k_null, estimator=estimator, num=null, k=k,
             subsets=subsets, tile=tile, standardize=standardize, options=options,
+            normal_scores=normal_scores,
         )  # fmt: skip
     return MIEstimate(value, se, lo, hi, int(xa.shape[0]), estimator, details)
 
@@ -216,15 +237,17 @@ def label_entropy(labels) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def _null(x, y, y_labels, observed, *, key, estimator, num, k, subsets, tile, standardize, options):
+def _null(
+    x, y, y_labels, observed, *, key, estimator, num, k, subsets, tile, standardize, options,
+    normal_scores=False,
+):  # fmt: skip
     values = []
     for kk in jax.random.split(key, num):
         k_perm, k_est = jax.random.split(kk)
         perm = np.asarray(jax.random.permutation(k_perm, x.shape[0]))
         yp = y[perm]
         if estimator in ("ksg", "mixed"):
-            xs = _knn.standardise(x) if standardize else x
-            ys = yp if y_labels else (_knn.standardise(yp) if standardize else yp)
+            xs, ys = _knn_inputs(x, yp, y_labels, k_est, standardize, normal_scores)
             fn = _knn.ksg if estimator == "ksg" else _knn.mixed
             values.append(float(fn(xs, ys, k=k, standardize=False, tile=tile)[0][0]))
         else:

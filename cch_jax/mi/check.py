@@ -477,3 +477,78 @@ def _check_cch(
         ties=tie_counts(h1, h2, y),
         seconds=time.perf_counter() - t0,
     )
+
+
+# ---------------------------------------------------------------- one pair: `cch mi`
+
+
+def calibrated_mi(
+    x,
+    y,
+    *,
+    labels: bool | None,
+    estimator: str = "ksg",
+    seed: int = 0,
+    surrogates: int = 16,
+    k: int = 3,
+    subsets: int = 10,
+    normal_scores: bool = True,
+    mc: int = 4000,
+    names: tuple[str, str] = ("x", "y"),
+) -> dict:
+    """A bias-aware estimate of I(x; y): the estimator's value corrected by its bias on a fitted
+    surrogate, with the 95 % interval of its spread there (the method of `check_cch`, one pair).
+
+    estimator: "gaussian", "ksg" or "mixed" (run through `cch_jax.mi.estimate`, with normal scores
+    for ksg/mixed when `normal_scores`). The surrogate: the Gaussian with the normal scores'
+    correlation (MI in closed form), or for class labels class-conditional Gaussians (MI by Monte
+    Carlo, its error added to the interval). Returns {"value", "raw", "bias", "stderr", "ci",
+    "surrogates", "surrogate", "estimate"} (estimate: the uncorrected MIEstimate of the data).
+    """
+    import jax
+
+    from cch_jax.mi.api import estimate
+
+    if estimator not in ("gaussian", "ksg", "mixed"):
+        raise ValueError(f"estimator={estimator!r}: calibration supports gaussian, ksg, mixed")
+    for name, v, low in (("surrogates", surrogates, 8), ("mc", mc, 100)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
+            raise ValueError(f"{name}={v!r} must be an integer >= {low}")
+    xa, ya, is_lab = validate(
+        x, y, estimator=estimator, k=k, subsets=subsets, labels=labels, names=names
+    )
+
+    def run(a, b, key, m):
+        return estimate(
+            a, b, key=key, estimator=estimator, k=k, subsets=m, labels=is_lab,
+            normal_scores=normal_scores and estimator != "gaussian", names=names,
+        )  # fmt: skip
+
+    with _one_blas_thread():
+        keys = jax.random.split(jax.random.key(seed), surrogates + 1)
+        est = run(xa, ya, keys[0], subsets)
+        rng = np.random.default_rng(seed)
+        zx = _normal_scores(xa, rng)
+        noise = rng.standard_normal((xa.shape[0], 1))  # a placeholder third block
+        if is_lab:
+            sur = class_surrogate(noise, zx, ya, rng, mc=mc)
+            truth, mc_se, kind = sur.i2y, sur.i2y_se, "class-conditional Gaussians"
+            draw = lambda r: sur.sample(r)[1:]  # noqa: E731
+        else:
+            sur = gaussian_surrogate(zx, _normal_scores(ya, rng), noise)
+            truth, mc_se, kind = sur.i12, 0.0, "Gaussian copula"
+            draw = lambda r: sur.sample(r)[:2]  # noqa: E731
+        vals = np.array([run(*draw(rng), kk, 2).value for kk in keys[1:]])
+    bias = float(vals.mean() - truth)
+    spread = float(math.hypot(vals.std(ddof=1) * math.sqrt(1 + 1 / surrogates), mc_se))
+    value = est.value - bias
+    return {
+        "value": value,
+        "raw": est.value,
+        "bias": bias,
+        "stderr": spread,
+        "ci": list(_interval(value, spread, surrogates - 1)),
+        "surrogates": surrogates,
+        "surrogate": kind,
+        "estimate": est,
+    }
