@@ -273,6 +273,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results/check_calibration", help="folder for runs.jsonl")
     ap.add_argument("--doc", default=None, help="where to write the table (markdown)")
     ap.add_argument("--fig", default=None, help="where to write the figure")
+    ap.add_argument(
+        "--summarise-only", action="store_true", help="write the table and figure from runs.jsonl"
+    )
     a = ap.parse_args(argv)
     dims = a.dims or ((2, 8) if a.quick else DIMS)
     ns = a.ns or ((500, 2000) if a.quick else NS)
@@ -287,6 +290,8 @@ def main(argv=None) -> int:
         for n in ns for d in dims for f in a.families for g in GAPS for rep in range(reps)
         if (f, d, n, g, rep) not in done
     ]  # fmt: skip
+    if a.summarise_only:
+        todo = []
     t0 = time.time()
     with log.open("a") as fh:
         for i, job in enumerate(todo):
