@@ -17,7 +17,7 @@ def register(sub) -> None:
         description=(
             "Estimate I(H1; H2) (teacher vs student representations), I(H2; Y) (student vs "
             "labels) and their gap I(H1; H2) - I(H2; Y), each corrected for the estimator's "
-            "finite-sample bias and with a 95%% interval that includes the uncertainty of that "
+            "finite-sample bias and with a 95% interval that includes the uncertainty of that "
             "correction (a parametric bootstrap on a surrogate fitted to the data's normal "
             "scores, whose MIs are known; see docs/check_calibration.md). Two estimator families "
             "(gc: Gaussian-copula log-det; knn: KSG / Ross on normal scores) must agree: the "
