@@ -11,6 +11,9 @@ Families (D dimensions per side, true gap g, Y scalar or class labels):
   the same MIs.
 - t5-copula: gauss-spread scaled by a shared 1/√(χ²₅/5) (multivariate Student-t, ν = 5); MIs are
   the Gaussian ones plus the closed-form t terms Δ(ν, d1, d2) (heavy joint tails).
+- held out (designed after the check was frozen, never used to tune it): gauss-half-y2 (I(H1; H2)
+  in half of the canonical pairs, Y two-dimensional along two orthogonal directions of H2) and
+  mix3-unbalanced (3 classes with probabilities 0.6, 0.3, 0.1).
 - mix2, mix10: Y uniform on 2 or 10 classes; U | Y=c ~ N(μ_c, s_c²) with class-dependent s_c
   (heteroscedastic); V ~ N(0, I_{D−1}) independent of (U, Y); H2 = rotation of (U, V); H1 = ρ V +
   noise (and one pure-noise column). I(H2; Y) = I(U; Y) by quadrature on a fine grid (error < 1e-8);
@@ -43,6 +46,8 @@ GAPS = (-0.3, -0.1, -0.03, 0.0, 0.03, 0.1, 0.3)
 DIMS = (2, 8, 32, 128)
 NS = (500, 2000, 10_000)
 FAMILIES = ("gauss-spread", "gauss-onepair", "warped", "t5-copula", "mix2", "mix10")
+# Held out: never looked at while the check was designed; run after it was frozen.
+HELDOUT = ("gauss-half-y2", "mix3-unbalanced")
 NU = 5.0
 I2Y_BASE = 0.5
 
@@ -71,17 +76,21 @@ def _rho_for(mi: float, pairs: int) -> float:
 MIX = {
     "mix2": (np.array([-1.2, 1.2]), np.array([0.6, 1.4])),
     "mix10": (np.linspace(-6.0, 6.0, 10), np.linspace(0.6, 1.6, 10)),
+    "mix3-unbalanced": (np.array([-1.0, 0.5, 2.0]), np.array([1.0, 0.7, 1.3])),
 }
+WEIGHTS = {"mix3-unbalanced": np.array([0.6, 0.3, 0.1])}  # class probabilities (else uniform)
 
 
-def mixture_mi(means, scales) -> float:
+def mixture_mi(means, scales, weights=None) -> float:
+    """I(U; Y) = h(U) − h(U | Y) for U | Y=c ~ N(μ_c, s_c²), P(Y=c) = w_c; h(U) by quadrature."""
+    w = np.full(means.size, 1 / means.size) if weights is None else np.asarray(weights)
     grid = np.linspace(means.min() - 15, means.max() + 15, 400_001)
     comp = np.exp(-0.5 * ((grid[:, None] - means) / scales) ** 2) / (
         scales * math.sqrt(2 * math.pi)
     )
-    p = comp.mean(axis=1)
+    p = comp @ w
     h_mix = -np.trapezoid(p * np.log(np.maximum(p, 1e-300)), grid)
-    h_cond = np.mean(0.5 * np.log(2 * math.pi * math.e * scales**2))
+    h_cond = float(w @ (0.5 * np.log(2 * math.pi * math.e * scales**2)))
     return float(h_mix - h_cond)
 
 
@@ -91,13 +100,14 @@ def make_task(family: str, d: int, gap: float, seed: int):
     q1, q2, u = _rotation(rng, d), _rotation(rng, d), _rotation(rng, d)[:, 0]
     if family.startswith("mix"):
         means, scales = MIX[family]
-        i2y = mixture_mi(means, scales)
+        weights = WEIGHTS.get(family)
+        i2y = mixture_mi(means, scales, weights)
         i12 = i2y + gap
         rho = _rho_for(i12, d - 1)
         c = means.size
 
         def sample(r, n):
-            y = r.integers(0, c, n)
+            y = r.integers(0, c, n) if weights is None else r.choice(c, n, p=weights)
             uu = means[y] + scales[y] * r.standard_normal(n)
             v = r.standard_normal((n, d - 1))
             h2 = np.column_stack([uu, v]) @ q2.T
@@ -113,14 +123,19 @@ def make_task(family: str, d: int, gap: float, seed: int):
     i2y = max(I2Y_BASE, ex12 + 0.31) if t else I2Y_BASE
     i12 = i2y + gap
     rho_y = _rho_for(i2y - ex2y, 1)
-    pairs = 1 if family == "gauss-onepair" else d
+    pairs = {"gauss-onepair": 1, "gauss-half-y2": max(d // 2, 1)}.get(family, d)
     rho = _rho_for(i12 - ex12, pairs)
+    u2 = np.linalg.qr(np.c_[u, rng.standard_normal(d)])[0][:, 1] if d > 1 else u  # ⟂ u
 
     def sample(r, n):
         e2 = r.standard_normal((n, d))
         e1 = r.standard_normal((n, d))
         h1 = e1.copy()
         h1[:, :pairs] = rho * e2[:, :pairs] + math.sqrt(1 - rho**2) * e1[:, :pairs]
+        if family == "gauss-half-y2":  # Y (n, 2): one coordinate on each of u, u2 (orthogonal)
+            ry = _rho_for(i2y, 2)
+            y = ry * (e2 @ np.c_[u, u2]) + math.sqrt(1 - ry**2) * r.standard_normal((n, 2))
+            return h1 @ q1.T, e2 @ q2.T, y
         y = rho_y * (e2 @ u) + math.sqrt(1 - rho_y**2) * r.standard_normal(n)
         h1, h2 = h1 @ q1.T, e2 @ q2.T
         if t:
@@ -155,7 +170,7 @@ def run_one(family, d, n, gap, rep) -> dict:
 
 
 def _seed(family, d, gap) -> int:
-    return (FAMILIES.index(family) * 1000 + d) * 100 + GAPS.index(gap)
+    return ((FAMILIES + HELDOUT).index(family) * 1000 + d) * 100 + GAPS.index(gap)
 
 
 def _key(r) -> tuple:
@@ -180,7 +195,7 @@ def summarise(runs: list[dict]) -> list[dict]:
         cells.setdefault((r["family"], r["d"], r["n"]), []).append(r)
     rows = []
     for (fam, d, n), rs in sorted(
-        cells.items(), key=lambda kv: (FAMILIES.index(kv[0][0]),) + kv[0][1:]
+        cells.items(), key=lambda kv: ((FAMILIES + HELDOUT).index(kv[0][0]),) + kv[0][1:]
     ):
         big = [r for r in rs if abs(r["gap"]) >= 0.3]
         cover = lambda ci, t: ci[0] <= t <= ci[1]  # noqa: E731
@@ -242,12 +257,12 @@ def figure(rows, path: Path) -> None:
         axes, ("wrong", "decisive_right", "gap_cover"),
         ("confidently wrong", "decisive & right (|gap| ≥ 0.3)", "gap-interval coverage"),
     ):  # fmt: skip
-        for fam in FAMILIES:
+        for fam in FAMILIES + HELDOUT:
             for n, ls in zip(NS, (":", "--", "-")):
                 rs = [r for r in rows if r["family"] == fam and r["n"] == n]
                 if rs:
                     ax.plot([r["d"] for r in rs], [r[key] for r in rs], ls, marker="o",
-                            color=f"C{FAMILIES.index(fam)}",
+                            color=f"C{(FAMILIES + HELDOUT).index(fam)}",
                             label=f"{fam}, n={n}" if key == "wrong" else None)  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_xlabel("dimensions per side D")
@@ -267,7 +282,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="D ≤ 8, n ≤ 2000, 2 reps (test suite)")
     ap.add_argument("--reps", type=int, default=None, help="replicates per cell")
-    ap.add_argument("--families", nargs="*", default=list(FAMILIES))
+    ap.add_argument(
+        "--families", nargs="*", default=list(FAMILIES), help=f"of {FAMILIES + HELDOUT}"
+    )
     ap.add_argument("--dims", nargs="*", type=int, default=None)
     ap.add_argument("--ns", nargs="*", type=int, default=None)
     ap.add_argument("--out", default="results/check_calibration", help="folder for runs.jsonl")
