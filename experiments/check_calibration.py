@@ -287,6 +287,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--dims", nargs="*", type=int, default=None)
     ap.add_argument("--ns", nargs="*", type=int, default=None)
+    ap.add_argument("--gaps", nargs="*", type=float, default=list(GAPS), help="true gaps to run")
     ap.add_argument("--out", default="results/check_calibration", help="folder for runs.jsonl")
     ap.add_argument("--doc", default=None, help="where to write the table (markdown)")
     ap.add_argument("--fig", default=None, help="where to write the figure")
@@ -304,7 +305,7 @@ def main(argv=None) -> int:
     done = {_key(r) for r in runs}
     todo = [
         (f, d, n, g, rep)
-        for n in ns for d in dims for f in a.families for g in GAPS for rep in range(reps)
+        for n in ns for d in dims for f in a.families for g in a.gaps for rep in range(reps)
         if (f, d, n, g, rep) not in done
     ]  # fmt: skip
     if a.summarise_only:
