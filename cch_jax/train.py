@@ -33,6 +33,7 @@ from cch_jax._base import check_int
 from cch_jax.data.arrays import ArrayData
 from cch_jax.data.gaussian import GaussianSource
 from cch_jax.losses import (
+    LinearStats,
     LossParts,
     classification_kd_loss,
     linear_stats,
@@ -48,8 +49,11 @@ __all__ = [
     "Metrics",
     "TrainConfig",
     "TrainResult",
+    "draws_moments",
     "make_train",
+    "run_bytes",
     "run_keys",
+    "training_moments",
     "training_set",
     "uses_fast_path",
 ]
@@ -163,8 +167,16 @@ def run_keys(key) -> RunKeys:
 
 
 def training_set(source, data, key):
-    """The (x, y, t) that the run `train(data, key, ...)` of this source trains on."""
+    """The (x, y, t) that a row-sampling run `train(data, key, ...)` of this source trains on."""
     return source.draw(data, run_keys(key).data)
+
+
+def training_moments(source, data, key) -> LinearStats:
+    """The `LinearStats` a fast-path run `train(data, key, ...)` of this source trains from:
+    drawn directly (a GaussianSource with sampler "moments") or the moments of its rows."""
+    if _samples_moments(source):
+        return source.draw_moments(data, run_keys(key).data)
+    return linear_stats(*training_set(source, data, key))
 
 
 def make_optimizer(config: TrainConfig, learning_rate) -> optax.GradientTransformation:
@@ -206,20 +218,47 @@ def uses_fast_path(config: TrainConfig, student: nn.Module) -> bool:
     )
 
 
-def make_loss(config: TrainConfig, student: nn.Module):
-    """(prepare, loss): `fit = prepare(x, y, t)` once per run, then at every step
-    `loss(params, fit, batch_key, lam, temperature) -> LossParts`.
+def _samples_moments(source) -> bool:
+    return isinstance(source, GaussianSource) and source.sampler == "moments"
 
-    Fast path: fit = the moments (`LinearStats`, one O(n·p²) pass), each step O(p²) whatever n.
-    Otherwise fit = (x, y, t), and each step applies the student to the full set or to a
-    minibatch drawn with replacement from batch_key.
+
+def draws_moments(config: TrainConfig, student: nn.Module, source) -> bool:
+    """Whether runs draw their training moments directly, never the rows: on the fast path, from
+    a GaussianSource whose sampler is "moments" (the default; `sample_moments`, O(m³) per run)."""
+    return uses_fast_path(config, student) and _samples_moments(source)
+
+
+def make_fit(config: TrainConfig, student: nn.Module, source):
+    """`fit(data, key) -> (fit, x0)`: what the loss reads, and an input batch to init on.
+
+    * draws_moments: the `LinearStats` drawn directly, x0 = (1, p2) zeros;
+    * fast path otherwise: the rows, then their moments (one O(n·p²) pass);
+    * else the rows (x, y, t) themselves.
+    """
+    if draws_moments(config, student, source):
+        return lambda data, key: (source.draw_moments(data, key), source.input_example(data))
+    prepare = linear_stats if uses_fast_path(config, student) else lambda *xyt: xyt
+
+    def fit(data, key):
+        x, y, t = source.draw(data, key)
+        return prepare(x, y, t), x[:1]
+
+    return fit
+
+
+def make_loss(config: TrainConfig, student: nn.Module):
+    """`loss(params, fit, batch_key, lam, temperature) -> LossParts`, at every step.
+
+    Fast path: fit = the moments (`LinearStats`), each step O(p²) whatever n. Otherwise
+    fit = (x, y, t), and each step applies the student to the full set or to a minibatch drawn
+    with replacement from batch_key (unused, hence never computed, with the full batch).
     """
     if uses_fast_path(config, student):
 
         def loss_from_stats(params, stats, batch_key, lam, temperature) -> LossParts:
             return regression_kd_loss_from_stats(params, stats, lam)  # full batch: no key
 
-        return linear_stats, loss_from_stats
+        return loss_from_stats
 
     def loss(params, fit, batch_key, lam, temperature) -> LossParts:
         x, y, t = fit
@@ -231,7 +270,38 @@ def make_loss(config: TrainConfig, student: nn.Module):
             return regression_kd_loss(out[:, 0], y, t, lam)
         return classification_kd_loss(out, y, t, lam, temperature)
 
-    return lambda x, y, t: (x, y, t), loss
+    return loss
+
+
+def run_bytes(config: TrainConfig, source=None) -> int:
+    """Bytes one run of a vmapped chunk holds at once, estimated from below (chunks are sized by it):
+
+        data   moments drawn directly (`draws_moments`): 8·m², m = p2 + 2 (the Wishart factor, its
+               products, the stats); Gaussian rows: 3·n·d (the normals, their product with L, the
+               slices); fixed arrays: 0 (shared by the runs of a chunk);
+        steps  4·B·out (outputs, residuals and their cotangents; B = batch_size or n), 0 on the
+               fast path; the hidden activations of MLP/CNN students are not counted;
+        state  6·P (params, gradient, Adam's two moments, the update, the final params),
+
+    times the float size. source: default config.data.
+    """
+    source = config.data if source is None else source
+    student = make_student(config, source)
+    itemsize = np.dtype(jnp.result_type(float)).itemsize
+    if isinstance(source, GaussianSource):
+        n, d, x0 = source.n, source.model.dim, (1, source.model.p2)
+    else:
+        n, d, x0 = np.shape(source.x_train)[0], 0, (1, *np.shape(source.x_train)[1:])
+    shapes = jax.eval_shape(student.init, jax.random.key(0), jax.ShapeDtypeStruct(x0, float))
+    n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+    fast = uses_fast_path(config, student)
+    if draws_moments(config, student, source):
+        data = 8 * (source.model.p2 + 2) ** 2
+    else:
+        data = 3 * n * d
+    out = int(np.prod(jax.eval_shape(student.apply, shapes, jax.ShapeDtypeStruct(x0, float)).shape))
+    steps = 0 if fast else 4 * (config.batch_size or n) * out
+    return (data + steps + 6 * n_params) * itemsize
 
 
 def _as_dtype_of(params, x):
@@ -276,17 +346,17 @@ def make_train(config: TrainConfig, source=None):
         raise TypeError(f"data={type(source).__name__} must be a GaussianSource or ArrayData")
     source.check(config.task, config.batch_size)
     student = make_student(config, source)
-    prepare, loss = make_loss(config, student)
+    draw_fit = make_fit(config, student, source)
+    loss = make_loss(config, student)
     test_metric = source.test_metric(student, config.task)
     n_blocks = config.steps // config.eval_every
 
     def train(data, key, lam, temperature, learning_rate) -> TrainResult:
         # Keys, training set, initial state.
         keys = run_keys(key)
-        x, y, t = source.draw(data, keys.data)
-        params = _as_dtype_of(student.init(keys.init, x[:1]), x)
+        fit, x0 = draw_fit(data, keys.data)
+        params = _as_dtype_of(student.init(keys.init, x0), x0)
         opt = make_optimizer(config, learning_rate)
-        fit = prepare(x, y, t)
 
         # The loss at step s (a minibatch, if any, drawn from the step's own key).
         def objective(params, s):

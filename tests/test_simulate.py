@@ -7,7 +7,7 @@ import pytest
 
 import theory
 from cch_jax.data.gaussian import GaussianSource
-from cch_jax.simulate import closed_form_weights, simulate_linear_kd, students_per_chunk
+from cch_jax.simulate import closed_form_weights, seeds_per_block, simulate_linear_kd
 from cch_jax.train import training_set
 
 
@@ -18,7 +18,7 @@ def model():
 
 def test_closed_forms_in_blocks_equal_one_block(model):
     # 7 seeds in blocks of 3: the last block is padded with repeats, which must be dropped.
-    source = GaussianSource(model, 15)
+    source = GaussianSource(model, 15, sampler="rows")  # rows: compared with a lstsq on them
     lams, seeds = np.array([0.0, 0.7]), np.arange(10, 17)
     blocked = closed_form_weights(source, lams, seeds, block=3)
     whole = closed_form_weights(source, lams, seeds, block=7)
@@ -39,11 +39,16 @@ def test_population_risk_is_the_expanded_quadratic(model):
     assert float(theory.population_risk(model, best.w_star)) == pytest.approx(sigma2, rel=1e-12)
 
 
-def test_memory_budget_sizes_chunks_and_refuses_the_impossible(model):
-    per_student = 3 * 100 * model.dim * 8  # float64 in the test suite
-    assert students_per_chunk(model, 100, budget=10 * per_student) == 10
-    with pytest.raises(ValueError, match=r"n=100: one training set of 100 × 6 needs"):
-        students_per_chunk(model, 100, budget=per_student - 1)
+def test_memory_budget_sizes_reference_blocks_and_refuses_the_impossible(model):
+    # rows: the set (3·n·d) and one target per λ (n·L), plus L (p2 + 2)² systems; float64
+    rows = GaussianSource(model, 100, sampler="rows")
+    per_seed = (100 * (3 * model.dim + 2) + 2 * 2 * 5**2) * 8
+    assert seeds_per_block(rows, 2, budget=10 * per_seed) == 10
+    with pytest.raises(ValueError, match=r"n=100: the closed-form reference of one training set"):
+        seeds_per_block(rows, 2, budget=per_seed - 1)
+    # moments drawn directly: independent of n
+    big = GaussianSource(model, 10**9)
+    assert seeds_per_block(big, 2, budget=10 * per_seed) > 10
 
 
 @pytest.mark.parametrize(
