@@ -3,8 +3,8 @@
     train = make_train(config, source)              # static: a TrainConfig and a data source
     result = train(data, key, lam, temperature, learning_rate)   # -> TrainResult
 
-`train` is jit- and vmap-able in all its arguments: swept values are traced (the learning rate
-through `optax.inject_hyperparams`), so a whole grid of runs compiles once (`cch_jax.scan`).
+`train` is jit- and vmap-able in all its arguments: swept values are traced (the learning rate is
+a closure of the optimiser's update), so a whole grid of runs compiles once (`cch_jax.scan`).
 
 A source (`cch_jax.data`) says where a run's training set comes from and how it is scored:
 `source.draw(data, key) -> (x, y, t)` and `source.test_metric(student, task) -> metric(params,
@@ -180,14 +180,14 @@ def training_moments(source, data, key) -> LinearStats:
 
 
 def make_optimizer(config: TrainConfig, learning_rate) -> optax.GradientTransformation:
-    """`config.optimizer` with a traced learning rate (inject_hyperparams), times the schedule."""
-    opt = optax.inject_hyperparams(OPTIMIZERS[config.optimizer])(learning_rate=learning_rate)
+    """`config.optimizer` at the traced `learning_rate`, times the schedule (cosine:
+    lr·½(1 + cos(π·step/steps))). A traced step size is a closure of the update, so no
+    `inject_hyperparams` (which carries it, and rebuilds the optimiser, at every step)."""
+    lr = learning_rate
     if config.schedule == "cosine":
         steps = config.steps
-        opt = optax.chain(
-            opt, optax.scale_by_schedule(lambda t: 0.5 * (1 + jnp.cos(jnp.pi * t / steps)))
-        )
-    return opt
+        lr = lambda count: learning_rate * (0.5 * (1 + jnp.cos(jnp.pi * count / steps)))
+    return OPTIMIZERS[config.optimizer](learning_rate=lr)
 
 
 def make_student(config: TrainConfig, source) -> nn.Module:
@@ -358,31 +358,36 @@ def make_train(config: TrainConfig, source=None):
         params = _as_dtype_of(student.init(keys.init, x0), x0)
         opt = make_optimizer(config, learning_rate)
 
-        # The loss at step s (a minibatch, if any, drawn from the step's own key).
-        def objective(params, s):
-            parts = loss(params, fit, jax.random.fold_in(keys.batch, s), lam, temperature)
-            return parts.total, parts
+        # The loss at step s (a minibatch, if any, drawn from the step's own key; with the full
+        # batch the key is unused and never computed).
+        def objective(params, s) -> LossParts:
+            return loss(params, fit, jax.random.fold_in(keys.batch, s), lam, temperature)
 
-        # One optimiser step: gradient of the loss, update, remember any non-finite loss.
+        # One optimiser step: the gradient of the total loss, nothing else (the loss parts are
+        # recorded once per block: per step they would cost as much as the step itself for a
+        # linear student, several (runs, n) passes).
         def step(carry, s):
-            params, opt_state, bad = carry
-            grads, parts = jax.grad(objective, has_aux=True)(params, s)
+            params, opt_state = carry
+            grads = jax.grad(lambda p: objective(p, s).total)(params)
             updates, opt_state = opt.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, opt_state, bad | _diverging(parts.total, loss0)), parts
+            return (optax.apply_updates(params, updates), opt_state), None
 
-        # One block of eval_every steps: mean loss parts, then the test metric.
+        # One block of eval_every steps, then the loss parts (on the next step's batch) and the
+        # test metric of the params it ends with; remember a non-finite or exploding loss.
         def block(carry, b):
+            state, bad = carry
             steps = b * config.eval_every + jnp.arange(config.eval_every)
-            carry, parts = jax.lax.scan(step, carry, steps)
-            means = LossParts(*(jnp.mean(p) for p in parts))
-            return carry, Metrics(*means, test=test_metric(carry[0], data))
+            state, _ = jax.lax.scan(step, state, steps)
+            parts = objective(state[0], (b + 1) * config.eval_every)
+            bad = bad | _diverging(parts.total, loss0)
+            return (state, bad), Metrics(*parts, test=test_metric(state[0], data))
 
-        # All blocks; a run diverged if any loss is not finite or exceeds DIVERGENCE_FACTOR × the
-        # loss at step 0, or any final parameter is not finite.
-        loss0 = jax.lax.stop_gradient(objective(params, 0)[0])
-        init = (params, opt.init(params), jnp.zeros((), bool))
-        (params, _, bad), metrics = jax.lax.scan(block, init, jnp.arange(n_blocks))
+        # All blocks; a run diverged if its loss after any block is not finite or exceeds
+        # DIVERGENCE_FACTOR × the loss at step 0, or any final parameter is not finite (a NaN or
+        # inf step makes the params non-finite for good: Adam's moments and SGD carry it).
+        loss0 = jax.lax.stop_gradient(objective(params, 0).total)
+        init = ((params, opt.init(params)), jnp.zeros((), bool))
+        ((params, _), bad), metrics = jax.lax.scan(block, init, jnp.arange(n_blocks))
         return TrainResult(params=params, metrics=metrics, diverged=bad | ~_all_finite(params))
 
     return train
