@@ -200,7 +200,7 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
 def default_memory_budget() -> int:
     """Bytes a scan may plan for by default: 80% of the first device's memory limit (GPU/TPU),
     or half the machine's physical memory (CPU)."""
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}  # this process's own device
     if "bytes_limit" in stats:
         return int(0.8 * stats["bytes_limit"])
     try:
