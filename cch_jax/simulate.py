@@ -54,7 +54,8 @@ class LinearKD(NamedTuple):
 
 
 def reference_bytes(source: GaussianSource, n_lams: int) -> int:
-    """Bytes the closed-form reference holds per seed, estimated from below: the moments it solves
+    """Bytes the closed-form reference holds per seed, estimated (above XLA's own count: 16.5 vs
+    14.8 MB from rows, 0.25 vs 0.07 MB from moments at p2 = 50, n = 10⁴): the moments it solves
     from (drawn: 8·m², m = p2 + 2; from rows: the set, 3·n·d, and one target per λ, n·L) and one
     (p2, p2) system per λ, times the float size."""
     itemsize = np.dtype(jnp.result_type(float)).itemsize
