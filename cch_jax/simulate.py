@@ -25,7 +25,7 @@ from cch_jax.data.gaussian import GaussianSource
 from cch_jax.models import linear_weights
 from cch_jax.results import seed_stats
 from cch_jax.scan import check_grid, default_memory_budget, plan_chunks, run_scan
-from cch_jax.train import TrainConfig, training_moments
+from cch_jax.train import TrainConfig, run_bytes, training_moments
 
 
 class LinearKD(NamedTuple):
@@ -141,6 +141,12 @@ def simulate_linear_kd(
         if memory_budget is None
         else check_int("memory_budget", memory_budget)
     )
+    per_student = run_bytes(config)
+    if per_student > budget:  # said here in the caller's words (n, not the scan's data.n)
+        raise ValueError(
+            f"n={n}: one student's training set ({sampler}) needs about "
+            f"{per_student / 2**30:.3g} GB, more than the memory budget of {budget / 2**30:.3g} GB"
+        )
     shape = (len(lams), 1, 1, len(seeds))
     chunk = plan_chunks(config, shape, chunk_size or len(lams) * len(seeds), budget)
     block = min(seeds_per_block(source, len(lams), budget), len(seeds))

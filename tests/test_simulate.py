@@ -7,8 +7,9 @@ import pytest
 
 import theory
 from cch_jax.data.gaussian import GaussianSource
+from cch_jax.scan import plan_chunks
 from cch_jax.simulate import closed_form_weights, seeds_per_block, simulate_linear_kd
-from cch_jax.train import training_set
+from cch_jax.train import TrainConfig, training_set
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +71,16 @@ def test_bad_arguments_fail_before_training(model, kwargs, err, match, traces):
     with pytest.raises(err, match=match):
         simulate_linear_kd(model, args["w1"], args["n"], args["lams"], args["seeds"], **options)
     assert traces["train"] == before  # nothing was traced, let alone trained
+
+
+def test_a_student_over_the_memory_budget_is_refused_before_any_work(model, traces):
+    before = traces["train"]
+    w1 = theory.optimal_teacher(model)
+    with pytest.raises(
+        ValueError, match=r"n=100000: one student's training set \(rows\) .* memory budget"
+    ):
+        simulate_linear_kd(model, w1, 10**5, [0.0], 4, sampler="rows", memory_budget=2**20)
+    assert traces["train"] == before
+    # from moments, a student needs a few hundred bytes whatever n: 10⁹ fits in 4 MB, in chunks
+    config = TrainConfig(data=GaussianSource(model, 10**9), steps=10, eval_every=10)
+    assert 100 < plan_chunks(config, (2, 1, 1, 10**4), 10**6, 2**22) < 2 * 10**4
