@@ -17,6 +17,13 @@ Linear KD students on Gaussian regression: n = 10000 training rows, p = 100 stud
   (c) fast path  (a) with the sufficient-statistics fast path (`fast_path=True`, the engine's
                  default for these students), and its sequential counterpart.
 
+  (d) plain JAX  (shared data only) the same work written as a plain-JAX script would: a
+                 jit(vmap(...)) over the students of a `lax.scan` of `optax.adam` steps on
+                 mean (y − f)² + λ·mean (f − t)², nothing else (no Flax, no metrics, no
+                 divergence flag), over the same chunks; `plain_steps_per_s` and
+                 `engine_vs_plain` = (a)'s rate / (d)'s. `--model mlp`: both sides train the
+                 (64, 64) relu MLP student instead of the linear one.
+
 Two data modes (`--data`):
 
   gaussian  `GaussianSource`: every run draws its OWN training set from its key inside the run
@@ -59,10 +66,12 @@ import platform
 import sys
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import theory
 from cch_jax.results import atomic_write_bytes
@@ -77,6 +86,7 @@ from cch_jax.train import (
 
 STUDENTS = (1, 16, 256, 1024, 4096, 16384)
 QUICK_MAX = 256
+MLP_HIDDEN = (64, 64)
 LAM, TEMPERATURE, LR = 0.5, 1.0, 1e-2
 
 
@@ -184,6 +194,58 @@ def time_sequential(config: TrainConfig, data, students: int, min_time: float) -
     return {"per_student": best_time(run, min_time) / students, "compile_s": compile_s}
 
 
+def plain_train(x, y, t, key, lam, lr, *, hidden: tuple, steps: int):
+    """The plain-JAX reference (d): one student (linear if hidden == (), else a relu MLP) trained
+    by `steps` full-batch Adam steps on mean (y − f)² + λ·mean (f − t)²; returns its params."""
+    widths = (x.shape[1], *hidden, 1)
+    keys = jax.random.split(key, len(widths) - 1)
+    params = [  # LeCun-normal weights, zero biases (Flax Dense's defaults)
+        (jax.random.normal(k, (a, b), x.dtype) / np.sqrt(a), jnp.zeros(b, x.dtype))
+        for k, a, b in zip(keys, widths[:-1], widths[1:], strict=True)
+    ]
+    if not hidden:
+        params = [params[0][0]]  # the linear student has no bias
+
+    def f(params, x):
+        if not hidden:
+            return x @ params[0][:, 0]
+        for w, b in params[:-1]:
+            x = jax.nn.relu(x @ w + b)
+        return (x @ params[-1][0] + params[-1][1])[:, 0]
+
+    def loss(params):
+        out = f(params, x)
+        return jnp.mean((y - out) ** 2) + lam * jnp.mean((out - t) ** 2)
+
+    opt = optax.adam(lr)
+
+    def step(state, _):
+        params, opt_state = state
+        updates, opt_state = opt.update(jax.grad(loss)(params), opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    return jax.lax.scan(step, (params, opt.init(params)), None, length=steps)[0][0]
+
+
+def time_plain(data, students: int, chunk: int, min_time: float, *, hidden, steps) -> dict:
+    """(d): the plain-JAX reference over the same chunks as (a). Returns {"seconds", "compile_s"}."""
+    dtype = jnp.result_type(float)
+    chunk = min(chunk, students)
+    n_chunks = math.ceil(students / chunk)
+    train = partial(plain_train, hidden=hidden, steps=steps)
+    fn = jax.jit(jax.vmap(train, in_axes=(None, None, None, 0, 0, 0)))
+    x, y, t = data.x_train, data.y_train, data.teacher_train
+    args = []
+    for i in range(n_chunks):
+        seeds, lams, _, lrs = chunk_inputs(i * chunk, chunk, dtype)
+        args.append(jax.device_put((jax.vmap(jax.random.key)(seeds), lams, lrs)))
+    t0 = time.perf_counter()
+    compiled = fn.lower(x, y, t, *args[0]).compile()
+    compile_s = time.perf_counter() - t0
+    seconds = best_time(lambda: [compiled(x, y, t, *a) for a in args], min_time)
+    return {"seconds": seconds * students / (n_chunks * chunk), "compile_s": compile_s}
+
+
 def time_sampling(source: GaussianSource, students: int, chunk: int, min_time: float) -> float:
     """Seconds per student of drawing the Gaussian training sets alone (vmapped, one chunk)."""
     size = min(chunk, students)
@@ -239,7 +301,10 @@ def measure(mode: str, args, model, students: int, seq_cache: dict) -> dict:
     """
     n, p, steps = args.n, args.p, args.steps
     source = GaussianSource(model, n)
-    kw = dict(model_kwargs={"precision": args.precision})
+    if args.model == "mlp":
+        kw = dict(model="mlp", model_kwargs={"hidden": MLP_HIDDEN})
+    else:
+        kw = dict(model_kwargs={"precision": args.precision})
     if mode == "gaussian":
         base, data = TrainConfig(data=source, steps=steps, eval_every=steps, **kw), None
     else:
@@ -258,6 +323,12 @@ def measure(mode: str, args, model, students: int, seq_cache: dict) -> dict:
         row[f"{label}vmapped_steps_per_s"] = step_count / vm["seconds"]
         row[f"{label}sequential_steps_per_s"] = steps / sq["per_student"]
         row[f"{label}compile_s"] = round(vm["compile_s"] + sq["compile_s"], 2)
+    if mode == "shared":
+        hidden = MLP_HIDDEN if args.model == "mlp" else ()
+        pl = time_plain(data, students, args.chunk_size, args.min_time, hidden=hidden, steps=steps)
+        row["plain_steps_per_s"] = step_count / pl["seconds"]
+        row["plain_compile_s"] = round(pl["compile_s"], 2)
+        row["engine_vs_plain"] = row["vmapped_steps_per_s"] / row["plain_steps_per_s"]
     row["speedup"] = row["vmapped_steps_per_s"] / row["sequential_steps_per_s"]
     row["fastpath_speedup"] = row["fastpath_vmapped_steps_per_s"] / row["sequential_steps_per_s"]
     row["gflops"] = row["vmapped_steps_per_s"] * 4 * n * p / 1e9
@@ -281,6 +352,9 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true", help=f"students up to {QUICK_MAX} (CPU)")
     ap.add_argument("--students", type=int, nargs="+", help="override the list of S")
     ap.add_argument("--data", choices=("gaussian", "shared", "both"), default="both")
+    ap.add_argument(
+        "--model", choices=("linear", "mlp"), default="linear", help=f"mlp: hidden {MLP_HIDDEN}"
+    )
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--p", type=int, default=100, help="student inputs p = p2")
     ap.add_argument("--p1", type=int, default=100, help="teacher inputs")
@@ -334,6 +408,7 @@ def main(argv=None) -> int:
             "p": args.p,
             "p1": args.p1,
             "steps": args.steps,
+            "model": args.model,
             "optimizer": "adam",
             "full_batch": True,
             "lam": LAM,
@@ -360,6 +435,10 @@ def format_row(r: dict) -> str:
         extra = (
             f", sampling {r['sampling_s_per_student'] * 1e3:.1f} ms/student, "
             f"bmv ceiling {r['bmv_ceiling_gflops']:.1f} GFLOP/s"
+        )
+    if "plain_steps_per_s" in r:
+        extra += (
+            f" | plain JAX {r['plain_steps_per_s']:.3g} (engine/plain {r['engine_vs_plain']:.2f})"
         )
     return (
         f"{r['data']:8s} S={r['students']:6d}: vmapped {r['vmapped_steps_per_s']:.3g} "

@@ -10,8 +10,10 @@ import jax
 class Metrics(NamedTuple):
     """Metric trajectories, each of shape (steps // eval_every,) for one run.
 
-    total, label, kd: the loss and its unweighted parts (`cch_jax.losses.LossParts`), averaged
-      over the eval_every steps of each block (minibatch losses before each update).
+    total, label, kd: the loss and its unweighted parts (`cch_jax.losses.LossParts`) of the
+      params after each block of eval_every steps (on the full training set, or on the minibatch
+      of the next step). Recorded once per block, not per step: per step they cost as much as a
+      linear student's step itself.
     test: the test metric after the block (exact risk / test MSE / test accuracy).
     """
 

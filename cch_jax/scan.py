@@ -52,7 +52,7 @@ from cch_jax.results import (
     result_arrays,
     unflatten_tree,
 )
-from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train
+from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train, run_bytes
 
 MAX_SEED = 2**31 - 1
 
@@ -200,7 +200,7 @@ def _pad(x: np.ndarray, size: int) -> np.ndarray:
 def default_memory_budget() -> int:
     """Bytes a scan may plan for by default: 80% of the first device's memory limit (GPU/TPU),
     or half the machine's physical memory (CPU)."""
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}  # this process's own device
     if "bytes_limit" in stats:
         return int(0.8 * stats["bytes_limit"])
     try:
@@ -213,35 +213,44 @@ def _gb(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.3g} GB"
 
 
-def plan_chunks(config: TrainConfig, shape: Sequence[int], chunk_size: int, budget: int) -> int:
+def plan_chunks(
+    config: TrainConfig, shape: Sequence[int], chunk_size: int, budget: int, data=None
+) -> int:
     """Runs per chunk: `chunk_size`, fewer when a chunk of them would not fit in `budget` bytes.
 
-    shape: the grid's lengths (lam, temperature, learning_rate, seed). Refuses (ValueError, before
-    any work) a scan whose results alone exceed the budget, and a Gaussian run whose training set
-    alone does. The estimates are lower bounds: results count the metrics and the grid (params
-    come on top), a Gaussian run its sample x1, x2, y three times over.
+    shape: the grid's lengths (lam, temperature, learning_rate, seed); data: fixed ArrayData when
+    not config.data. Refuses (ValueError, before any work) a scan whose results alone exceed the
+    budget, and a run that alone does. The estimates are lower bounds: results count the metrics
+    and the grid (params come on top), a run `cch_jax.train.run_bytes` (its per-run data, its
+    per-step outputs, its optimiser state).
     """
     n_runs = math.prod(shape)
     itemsize = np.dtype(jnp.result_type(float)).itemsize
-    per_run = (4 * len(config.eval_steps) + 4) * itemsize + 1  # metrics, the grid, diverged
-    if n_runs * per_run > budget:
+    per_result = (4 * len(config.eval_steps) + 4) * itemsize + 1  # metrics, the grid, diverged
+    results = n_runs * per_result
+    if results > budget:
         raise ValueError(
             f"the grid lam × temperature × learning_rate × seed = "
-            f"{' × '.join(map(str, shape))} = {n_runs} runs needs {_gb(n_runs * per_run)} for its "
+            f"{' × '.join(map(str, shape))} = {n_runs} runs needs {_gb(results)} for its "
             f"results alone, more than the memory budget of {_gb(budget)} (memory_budget)"
         )
-    source = config.data
-    if getattr(source, "model", None) is None:  # fixed arrays: shared by the runs of a chunk
+    source = config.data if data is None else data
+    if source is None:
         return min(chunk_size, n_runs)
-    model = source.model
-    sample = 3 * source.n * (model.p1 + model.p2 + 1) * itemsize
-    if sample > budget:
+    per_run = run_bytes(config, source)
+    if per_run > budget - results:
+        model = getattr(source, "model", None)
+        if model is not None and per_run >= 3 * source.n * model.dim * itemsize:  # rows drawn
+            raise ValueError(
+                f"data.n={source.n}: one training set of n × (p1 + p2 + 1) = {source.n} × "
+                f"{model.dim} values needs about {_gb(per_run)} to train on, more than "
+                f"the memory budget of {_gb(budget)}"
+            )
         raise ValueError(
-            f"data.n={source.n}: one training set of n × (p1 + p2 + 1) = {source.n} × "
-            f"{model.p1 + model.p2 + 1} values needs about {_gb(sample)} to train on, more than "
-            f"the memory budget of {_gb(budget)}"
+            f"one run needs about {_gb(per_run)} (data, outputs, optimiser state), more than "
+            f"the memory budget of {_gb(budget)} less the results ({_gb(results)})"
         )
-    return max(1, min(chunk_size, n_runs, budget // sample))
+    return max(1, min(chunk_size, n_runs, (budget - results) // per_run))
 
 
 def _run_chunks(
@@ -328,7 +337,7 @@ def run_scan(
     # The size first: a grid of 10⁹ seeds is refused before it is sorted for duplicates.
     shape = tuple(int(np.size(v)) for v in (lams, temperatures, learning_rates, seeds))
     budget = default_memory_budget() if memory_budget is None else int(memory_budget)
-    chunk = plan_chunks(config, shape, chunk_size, budget)
+    chunk = plan_chunks(config, shape, chunk_size, budget, data)
     lams, temperatures, seeds, learning_rates = check_grid(
         config, lams, temperatures, seeds, learning_rates
     )

@@ -24,11 +24,8 @@ from cch_jax._base import check_int
 from cch_jax.data.gaussian import GaussianSource
 from cch_jax.models import linear_weights
 from cch_jax.results import seed_stats
-from cch_jax.scan import check_grid, run_scan
-from cch_jax.train import TrainConfig, training_set
-
-# Bytes the students of one compiled chunk (or the closed forms of one block of seeds) may hold.
-MEMORY_BUDGET = 2 * 2**30
+from cch_jax.scan import check_grid, default_memory_budget, plan_chunks, run_scan
+from cch_jax.train import TrainConfig, run_bytes, training_moments
 
 
 class LinearKD(NamedTuple):
@@ -56,25 +53,41 @@ class LinearKD(NamedTuple):
         return (self.mean - self.theory_risk) / self.sem
 
 
-def students_per_chunk(model: theory.JointGaussian, n: int, budget: int = MEMORY_BUDGET) -> int:
-    """How many students fit in `budget` bytes at once: each holds about three copies of its
-    training sample, (n, p1 + p2 + 1) floats (the normal draws, their product with L, the slices)."""
-    per_student = 3 * n * model.dim * jnp.dtype(jnp.result_type(float)).itemsize
-    if per_student > budget:
+def reference_bytes(source: GaussianSource, n_lams: int) -> int:
+    """Bytes the closed-form reference holds per seed, estimated (above XLA's own count: 16.5 vs
+    14.8 MB from rows, 0.25 vs 0.07 MB from moments at p2 = 50, n = 10⁴): the moments it solves
+    from (drawn: 8·m², m = p2 + 2; from rows: the set, 3·n·d, and one target per λ, n·L) and one
+    (p2, p2) system per λ, times the float size."""
+    itemsize = np.dtype(jnp.result_type(float)).itemsize
+    p2, dim = source.model.p2, source.model.dim
+    data = 8 * (p2 + 2) ** 2 if source.sampler == "moments" else source.n * (3 * dim + n_lams)
+    return (data + 2 * n_lams * (p2 + 2) ** 2) * itemsize
+
+
+def seeds_per_block(source: GaussianSource, n_lams: int, budget: int) -> int:
+    """How many seeds' closed forms fit in `budget` bytes at once (ValueError if not one)."""
+    per_seed = reference_bytes(source, n_lams)
+    if per_seed > budget:
         raise ValueError(
-            f"n={n}: one training set of {n} × {model.dim} needs {per_student / 2**30:.2g} GiB, "
-            f"over the memory budget of {budget / 2**30:.2g} GiB"
+            f"n={source.n}: the closed-form reference of one training set needs "
+            f"{per_seed / 2**30:.3g} GB, over the memory budget of {budget / 2**30:.3g} GB "
+            "(memory_budget)"
         )
-    return budget // per_student
+    return budget // per_seed
 
 
 def closed_form_weights(source: GaussianSource, lams, seeds, block: int) -> np.ndarray:
-    """ŵ(λ) (eq. 3) on the training set of each seed's run: (L, S, p2), `block` seeds at a time."""
+    """ŵ(λ) (eq. 3) on the training set of each seed's run: (L, S, p2), `block` seeds at a time.
+
+    From the moments the run trained from (`training_moments`: drawn directly, or those of its rows).
+    """
 
     @jax.jit  # one program for every block: eager vmaps would compile op by op
     def one_block(seeds, lams):
-        sets = jax.vmap(lambda s: training_set(source, None, jax.random.key(s)))(seeds)
-        per_lam = lambda lam: jax.vmap(lambda *xyt: theory.kd_weights(*xyt, lam))(*sets)
+        stats = jax.vmap(lambda s: training_moments(source, None, jax.random.key(s)))(seeds)
+        per_lam = lambda lam: jax.vmap(
+            lambda xx, xy, xt: theory.kd_weights_from_moments(xx, xy, xt, lam)
+        )(stats.xx, stats.xy, stats.xt)
         return jax.vmap(per_lam)(lams)
 
     lams = jnp.asarray(lams, jnp.result_type(float))
@@ -93,6 +106,8 @@ def simulate_linear_kd(
     steps: int = 2000,
     learning_rate: float = 0.1,
     chunk_size: int | None = None,
+    sampler: str = "moments",
+    memory_budget: int | None = None,
     progress: bool | None = None,
 ) -> LinearKD:
     """Train `seeds` linear students per λ on fresh Gaussian training sets (module docstring).
@@ -100,10 +115,13 @@ def simulate_linear_kd(
     model, w1 (p1,), n: the Gaussian model, the teacher t = w1ᵀx1 and the training-set size
     (n > p2 + 1). lams (L,): KD weights λ >= 0. seeds: students per λ (>= 2, for a standard
     error). steps, learning_rate: Adam's steps and peak step size. chunk_size: students per
-    compiled call; None sizes it (and the closed-form blocks) to MEMORY_BUDGET. Every argument is
-    checked before any training.
+    compiled call (at most; lowered to fit the budget), None: as many as fit. sampler: "moments"
+    (each training set's moments drawn exactly, O(m³) whatever n) or "rows" (the n rows drawn,
+    the reference). memory_budget: bytes the chunks and the closed-form blocks are sized to
+    (default `cch_jax.scan.default_memory_budget()`). Every argument, and the size, is checked
+    before any training.
     """
-    source = GaussianSource(model, n, w1=w1)
+    source = GaussianSource(model, n, w1=w1, sampler=sampler)
     config = TrainConfig(
         task="regression",
         data=source,
@@ -116,18 +134,39 @@ def simulate_linear_kd(
     seeds = np.arange(check_int("seeds", seeds, 2))
     lams = check_grid(config, lams, [1.0], seeds, [learning_rate])[0].astype(np.float64)
     theory_risk = np.asarray(theory.expected_risk(model, source.w1, lams, n))  # checks n
-    budget_chunk = students_per_chunk(model, n)
-    chunk = budget_chunk if chunk_size is None else chunk_size
+    if chunk_size is not None:
+        check_int("chunk_size", chunk_size)
+    budget = (
+        default_memory_budget()
+        if memory_budget is None
+        else check_int("memory_budget", memory_budget)
+    )
+    per_student = run_bytes(config)
+    if per_student > budget:  # said here in the caller's words (n, not the scan's data.n)
+        raise ValueError(
+            f"n={n}: one student's training set ({sampler}) needs about "
+            f"{per_student / 2**30:.3g} GB, more than the memory budget of {budget / 2**30:.3g} GB"
+        )
+    shape = (len(lams), 1, 1, len(seeds))
+    chunk = plan_chunks(config, shape, chunk_size or len(lams) * len(seeds), budget)
+    block = min(seeds_per_block(source, len(lams), budget), len(seeds))
 
     start = time.perf_counter()
     scan = run_scan(
-        config, lams, [1.0], seeds, [learning_rate], chunk_size=chunk, progress=progress
+        config,
+        lams,
+        [1.0],
+        seeds,
+        [learning_rate],
+        chunk_size=chunk,
+        memory_budget=budget,
+        progress=progress,
     ).sel(temperature=1.0, learning_rate=learning_rate)
     seconds = time.perf_counter() - start
 
     risk, diverged = np.asarray(scan.final_test), np.asarray(scan.diverged)  # (L, S)
     w = np.asarray(linear_weights(scan.params))  # (L, S, p2)
-    w_hat = closed_form_weights(source, lams, seeds, min(budget_chunk, len(seeds)))
+    w_hat = closed_form_weights(source, lams, seeds, block)
     error = np.linalg.norm(w - w_hat, axis=-1) / np.linalg.norm(w_hat, axis=-1)
     mean, sem, count = seed_stats(risk, diverged, axis=1)
     return LinearKD(

@@ -3,8 +3,8 @@
     train = make_train(config, source)              # static: a TrainConfig and a data source
     result = train(data, key, lam, temperature, learning_rate)   # -> TrainResult
 
-`train` is jit- and vmap-able in all its arguments: swept values are traced (the learning rate
-through `optax.inject_hyperparams`), so a whole grid of runs compiles once (`cch_jax.scan`).
+`train` is jit- and vmap-able in all its arguments: swept values are traced (the learning rate is
+a closure of the optimiser's update), so a whole grid of runs compiles once (`cch_jax.scan`).
 
 A source (`cch_jax.data`) says where a run's training set comes from and how it is scored:
 `source.draw(data, key) -> (x, y, t)` and `source.test_metric(student, task) -> metric(params,
@@ -33,6 +33,7 @@ from cch_jax._base import check_int
 from cch_jax.data.arrays import ArrayData
 from cch_jax.data.gaussian import GaussianSource
 from cch_jax.losses import (
+    LinearStats,
     LossParts,
     classification_kd_loss,
     linear_stats,
@@ -48,8 +49,11 @@ __all__ = [
     "Metrics",
     "TrainConfig",
     "TrainResult",
+    "draws_moments",
     "make_train",
+    "run_bytes",
     "run_keys",
+    "training_moments",
     "training_set",
     "uses_fast_path",
 ]
@@ -163,19 +167,27 @@ def run_keys(key) -> RunKeys:
 
 
 def training_set(source, data, key):
-    """The (x, y, t) that the run `train(data, key, ...)` of this source trains on."""
+    """The (x, y, t) that a row-sampling run `train(data, key, ...)` of this source trains on."""
     return source.draw(data, run_keys(key).data)
 
 
+def training_moments(source, data, key) -> LinearStats:
+    """The `LinearStats` a fast-path run `train(data, key, ...)` of this source trains from:
+    drawn directly (a GaussianSource with sampler "moments") or the moments of its rows."""
+    if _samples_moments(source):
+        return source.draw_moments(data, run_keys(key).data)
+    return linear_stats(*training_set(source, data, key))
+
+
 def make_optimizer(config: TrainConfig, learning_rate) -> optax.GradientTransformation:
-    """`config.optimizer` with a traced learning rate (inject_hyperparams), times the schedule."""
-    opt = optax.inject_hyperparams(OPTIMIZERS[config.optimizer])(learning_rate=learning_rate)
+    """`config.optimizer` at the traced `learning_rate`, times the schedule (cosine:
+    lr·½(1 + cos(π·step/steps))). A traced step size is a closure of the update, so no
+    `inject_hyperparams` (which carries it, and rebuilds the optimiser, at every step)."""
+    lr = learning_rate
     if config.schedule == "cosine":
         steps = config.steps
-        opt = optax.chain(
-            opt, optax.scale_by_schedule(lambda t: 0.5 * (1 + jnp.cos(jnp.pi * t / steps)))
-        )
-    return opt
+        lr = lambda count: learning_rate * (0.5 * (1 + jnp.cos(jnp.pi * count / steps)))
+    return OPTIMIZERS[config.optimizer](learning_rate=lr)
 
 
 def make_student(config: TrainConfig, source) -> nn.Module:
@@ -206,20 +218,47 @@ def uses_fast_path(config: TrainConfig, student: nn.Module) -> bool:
     )
 
 
-def make_loss(config: TrainConfig, student: nn.Module):
-    """(prepare, loss): `fit = prepare(x, y, t)` once per run, then at every step
-    `loss(params, fit, batch_key, lam, temperature) -> LossParts`.
+def _samples_moments(source) -> bool:
+    return isinstance(source, GaussianSource) and source.sampler == "moments"
 
-    Fast path: fit = the moments (`LinearStats`, one O(n·p²) pass), each step O(p²) whatever n.
-    Otherwise fit = (x, y, t), and each step applies the student to the full set or to a
-    minibatch drawn with replacement from batch_key.
+
+def draws_moments(config: TrainConfig, student: nn.Module, source) -> bool:
+    """Whether runs draw their training moments directly, never the rows: on the fast path, from
+    a GaussianSource whose sampler is "moments" (the default; `sample_moments`, O(m³) per run)."""
+    return uses_fast_path(config, student) and _samples_moments(source)
+
+
+def make_fit(config: TrainConfig, student: nn.Module, source):
+    """`fit(data, key) -> (fit, x0)`: what the loss reads, and an input batch to init on.
+
+    * draws_moments: the `LinearStats` drawn directly, x0 = (1, p2) zeros;
+    * fast path otherwise: the rows, then their moments (one O(n·p²) pass);
+    * else the rows (x, y, t) themselves.
+    """
+    if draws_moments(config, student, source):
+        return lambda data, key: (source.draw_moments(data, key), source.input_example(data))
+    prepare = linear_stats if uses_fast_path(config, student) else lambda *xyt: xyt
+
+    def fit(data, key):
+        x, y, t = source.draw(data, key)
+        return prepare(x, y, t), x[:1]
+
+    return fit
+
+
+def make_loss(config: TrainConfig, student: nn.Module):
+    """`loss(params, fit, batch_key, lam, temperature) -> LossParts`, at every step.
+
+    Fast path: fit = the moments (`LinearStats`), each step O(p²) whatever n. Otherwise
+    fit = (x, y, t), and each step applies the student to the full set or to a minibatch drawn
+    with replacement from batch_key (unused, hence never computed, with the full batch).
     """
     if uses_fast_path(config, student):
 
         def loss_from_stats(params, stats, batch_key, lam, temperature) -> LossParts:
             return regression_kd_loss_from_stats(params, stats, lam)  # full batch: no key
 
-        return linear_stats, loss_from_stats
+        return loss_from_stats
 
     def loss(params, fit, batch_key, lam, temperature) -> LossParts:
         x, y, t = fit
@@ -231,7 +270,41 @@ def make_loss(config: TrainConfig, student: nn.Module):
             return regression_kd_loss(out[:, 0], y, t, lam)
         return classification_kd_loss(out, y, t, lam, temperature)
 
-    return lambda x, y, t: (x, y, t), loss
+    return loss
+
+
+def run_bytes(config: TrainConfig, source=None) -> int:
+    """Bytes one run of a vmapped chunk holds at once, estimated (chunks are sized by it):
+
+        data   moments drawn directly (`draws_moments`): 8·m², m = p2 + 2 (the Wishart factor, its
+               products, the stats); Gaussian rows: 3·n·d (the normals, their product with L, the
+               slices); fixed arrays: 0 (shared by the runs of a chunk);
+        steps  4·B·out (outputs, residuals and their cotangents; B = batch_size or n), 0 on the
+               fast path; the hidden activations of MLP/CNN students are not counted;
+        state  6·P (params, gradient, Adam's two moments, the update, the final params),
+
+    times the float size. source: default config.data. For linear Gaussian runs it is above
+    XLA's own count (`memory_analysis` of a 64-run chunk, p1 = 20, p2 = 50, n = 10⁴, float64:
+    rows 16.3 MB estimated vs 10.8 MB, moments 0.17 vs 0.07 MB per run); for MLP/CNN students it
+    is a lower bound.
+    """
+    source = config.data if source is None else source
+    student = make_student(config, source)
+    itemsize = np.dtype(jnp.result_type(float)).itemsize
+    if isinstance(source, GaussianSource):
+        n, d, x0 = source.n, source.model.dim, (1, source.model.p2)
+    else:
+        n, d, x0 = np.shape(source.x_train)[0], 0, (1, *np.shape(source.x_train)[1:])
+    shapes = jax.eval_shape(student.init, jax.random.key(0), jax.ShapeDtypeStruct(x0, float))
+    n_params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+    fast = uses_fast_path(config, student)
+    if draws_moments(config, student, source):
+        data = 8 * (source.model.p2 + 2) ** 2
+    else:
+        data = 3 * n * d
+    out = int(np.prod(jax.eval_shape(student.apply, shapes, jax.ShapeDtypeStruct(x0, float)).shape))
+    steps = 0 if fast else 4 * (config.batch_size or n) * out
+    return (data + steps + 6 * n_params) * itemsize
 
 
 def _as_dtype_of(params, x):
@@ -276,43 +349,48 @@ def make_train(config: TrainConfig, source=None):
         raise TypeError(f"data={type(source).__name__} must be a GaussianSource or ArrayData")
     source.check(config.task, config.batch_size)
     student = make_student(config, source)
-    prepare, loss = make_loss(config, student)
+    draw_fit = make_fit(config, student, source)
+    loss = make_loss(config, student)
     test_metric = source.test_metric(student, config.task)
     n_blocks = config.steps // config.eval_every
 
     def train(data, key, lam, temperature, learning_rate) -> TrainResult:
         # Keys, training set, initial state.
         keys = run_keys(key)
-        x, y, t = source.draw(data, keys.data)
-        params = _as_dtype_of(student.init(keys.init, x[:1]), x)
+        fit, x0 = draw_fit(data, keys.data)
+        params = _as_dtype_of(student.init(keys.init, x0), x0)
         opt = make_optimizer(config, learning_rate)
-        fit = prepare(x, y, t)
 
-        # The loss at step s (a minibatch, if any, drawn from the step's own key).
-        def objective(params, s):
-            parts = loss(params, fit, jax.random.fold_in(keys.batch, s), lam, temperature)
-            return parts.total, parts
+        # The loss at step s (a minibatch, if any, drawn from the step's own key; with the full
+        # batch the key is unused and never computed).
+        def objective(params, s) -> LossParts:
+            return loss(params, fit, jax.random.fold_in(keys.batch, s), lam, temperature)
 
-        # One optimiser step: gradient of the loss, update, remember any non-finite loss.
+        # One optimiser step: the gradient of the total loss, nothing else (the loss parts are
+        # recorded once per block: per step they would cost as much as the step itself for a
+        # linear student, several (runs, n) passes).
         def step(carry, s):
-            params, opt_state, bad = carry
-            grads, parts = jax.grad(objective, has_aux=True)(params, s)
+            params, opt_state = carry
+            grads = jax.grad(lambda p: objective(p, s).total)(params)
             updates, opt_state = opt.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, opt_state, bad | _diverging(parts.total, loss0)), parts
+            return (optax.apply_updates(params, updates), opt_state), None
 
-        # One block of eval_every steps: mean loss parts, then the test metric.
+        # One block of eval_every steps, then the loss parts (on the next step's batch) and the
+        # test metric of the params it ends with; remember a non-finite or exploding loss.
         def block(carry, b):
+            state, bad = carry
             steps = b * config.eval_every + jnp.arange(config.eval_every)
-            carry, parts = jax.lax.scan(step, carry, steps)
-            means = LossParts(*(jnp.mean(p) for p in parts))
-            return carry, Metrics(*means, test=test_metric(carry[0], data))
+            state, _ = jax.lax.scan(step, state, steps)
+            parts = objective(state[0], (b + 1) * config.eval_every)
+            bad = bad | _diverging(parts.total, loss0)
+            return (state, bad), Metrics(*parts, test=test_metric(state[0], data))
 
-        # All blocks; a run diverged if any loss is not finite or exceeds DIVERGENCE_FACTOR × the
-        # loss at step 0, or any final parameter is not finite.
-        loss0 = jax.lax.stop_gradient(objective(params, 0)[0])
-        init = (params, opt.init(params), jnp.zeros((), bool))
-        (params, _, bad), metrics = jax.lax.scan(block, init, jnp.arange(n_blocks))
+        # All blocks; a run diverged if its loss after any block is not finite or exceeds
+        # DIVERGENCE_FACTOR × the loss at step 0, or any final parameter is not finite (a NaN or
+        # inf step makes the params non-finite for good: Adam's moments and SGD carry it).
+        loss0 = jax.lax.stop_gradient(objective(params, 0).total)
+        init = ((params, opt.init(params)), jnp.zeros((), bool))
+        ((params, _), bad), metrics = jax.lax.scan(block, init, jnp.arange(n_blocks))
         return TrainResult(params=params, metrics=metrics, diverged=bad | ~_all_finite(params))
 
     return train

@@ -116,6 +116,11 @@ def test_verify_report_text_for_each_verdict():
         (["--cov", "COV", "--p1", "9", "--n", "20"], ["--p1=9", "p2"]),
         (["--p1", "2", "--n", "20"], ["--cov", "required"]),
         (["--cov", "missing.npy", "--p1", "2", "--n", "20"], ["--cov", "does not exist"]),
+        (["--example", "--memory-budget", "0"], ["--memory-budget=0.0", "> 0"]),
+        (
+            ["--example", "--n", "100000000", "--sampler", "rows", "--memory-budget", "0.5"],
+            ["--n=100000000", "memory budget"],
+        ),
     ],
 )
 def test_verify_bad_input_is_one_line_exit_2(capsys, model_files, args, fragments):

@@ -94,7 +94,7 @@ def test_a_directory_or_a_missing_config(capsys, tmp_path):
 def test_sizes_beyond_the_memory_budget_are_refused_up_front(capsys, tmp_path):
     big_grid = edited("grid", seeds=2_000_000_000)
     assert_one_line(*scan_cli(capsys, tmp_path, big_grid)[::2], "2000000000", "memory budget")
-    big_n = edited("data", n=100_000_000)
+    big_n = edited("data", n=100_000_000, sampler="rows")  # moments drawn directly would fit
     code, _, err = scan_cli(capsys, tmp_path, big_n, "--memory-budget", "1")
     assert_one_line(code, err, "data.n=100000000", "memory budget")
     assert not (tmp_path / "out").exists()  # refused before the folder was touched
@@ -102,7 +102,8 @@ def test_sizes_beyond_the_memory_budget_are_refused_up_front(capsys, tmp_path):
 
 def test_run_scan_shrinks_chunks_to_the_budget_and_refuses_what_cannot_fit():
     model = theory.random_model(jax.random.key(0), 2, 3)
-    config = TrainConfig(data=GaussianSource(model, 100), steps=10, eval_every=10)
+    # Rows: the sampler whose size grows with n (moments drawn directly do not).
+    config = TrainConfig(data=GaussianSource(model, 100, sampler="rows"), steps=10, eval_every=10)
     one_run = 3 * 100 * 6 * np.dtype(jax.numpy.result_type(float)).itemsize
     small = run_scan(config, [0.0], seeds=np.arange(5), chunk_size=4, memory_budget=2 * one_run)
     whole = run_scan(config, [0.0], seeds=np.arange(5), chunk_size=4)

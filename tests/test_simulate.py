@@ -7,8 +7,9 @@ import pytest
 
 import theory
 from cch_jax.data.gaussian import GaussianSource
-from cch_jax.simulate import closed_form_weights, simulate_linear_kd, students_per_chunk
-from cch_jax.train import training_set
+from cch_jax.scan import plan_chunks
+from cch_jax.simulate import closed_form_weights, seeds_per_block, simulate_linear_kd
+from cch_jax.train import TrainConfig, training_set
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def model():
 
 def test_closed_forms_in_blocks_equal_one_block(model):
     # 7 seeds in blocks of 3: the last block is padded with repeats, which must be dropped.
-    source = GaussianSource(model, 15)
+    source = GaussianSource(model, 15, sampler="rows")  # rows: compared with a lstsq on them
     lams, seeds = np.array([0.0, 0.7]), np.arange(10, 17)
     blocked = closed_form_weights(source, lams, seeds, block=3)
     whole = closed_form_weights(source, lams, seeds, block=7)
@@ -39,11 +40,16 @@ def test_population_risk_is_the_expanded_quadratic(model):
     assert float(theory.population_risk(model, best.w_star)) == pytest.approx(sigma2, rel=1e-12)
 
 
-def test_memory_budget_sizes_chunks_and_refuses_the_impossible(model):
-    per_student = 3 * 100 * model.dim * 8  # float64 in the test suite
-    assert students_per_chunk(model, 100, budget=10 * per_student) == 10
-    with pytest.raises(ValueError, match=r"n=100: one training set of 100 × 6 needs"):
-        students_per_chunk(model, 100, budget=per_student - 1)
+def test_memory_budget_sizes_reference_blocks_and_refuses_the_impossible(model):
+    # rows: the set (3·n·d) and one target per λ (n·L), plus L (p2 + 2)² systems; float64
+    rows = GaussianSource(model, 100, sampler="rows")
+    per_seed = (100 * (3 * model.dim + 2) + 2 * 2 * 5**2) * 8
+    assert seeds_per_block(rows, 2, budget=10 * per_seed) == 10
+    with pytest.raises(ValueError, match=r"n=100: the closed-form reference of one training set"):
+        seeds_per_block(rows, 2, budget=per_seed - 1)
+    # moments drawn directly: independent of n
+    big = GaussianSource(model, 10**9)
+    assert seeds_per_block(big, 2, budget=10 * per_seed) > 10
 
 
 @pytest.mark.parametrize(
@@ -65,3 +71,16 @@ def test_bad_arguments_fail_before_training(model, kwargs, err, match, traces):
     with pytest.raises(err, match=match):
         simulate_linear_kd(model, args["w1"], args["n"], args["lams"], args["seeds"], **options)
     assert traces["train"] == before  # nothing was traced, let alone trained
+
+
+def test_a_student_over_the_memory_budget_is_refused_before_any_work(model, traces):
+    before = traces["train"]
+    w1 = theory.optimal_teacher(model)
+    with pytest.raises(
+        ValueError, match=r"n=100000: one student's training set \(rows\) .* memory budget"
+    ):
+        simulate_linear_kd(model, w1, 10**5, [0.0], 4, sampler="rows", memory_budget=2**20)
+    assert traces["train"] == before
+    # from moments, a student needs a few hundred bytes whatever n: 10⁹ fits in 4 MB, in chunks
+    config = TrainConfig(data=GaussianSource(model, 10**9), steps=10, eval_every=10)
+    assert 100 < plan_chunks(config, (2, 1, 1, 10**4), 10**6, 2**22) < 2 * 10**4

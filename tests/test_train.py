@@ -10,7 +10,14 @@ import theory
 from cch_jax.models import CNNStudent, LinearStudent, MLPStudent, linear_weights, make_model
 from cch_jax.results import seed_stats
 from cch_jax.scan import run_scan
-from cch_jax.train import ArrayData, GaussianSource, TrainConfig, make_train, training_set
+from cch_jax.train import (
+    ArrayData,
+    GaussianSource,
+    TrainConfig,
+    make_train,
+    training_moments,
+    training_set,
+)
 
 LAMS = np.array([0.0, 0.5, 2.0])
 N_SEEDS = 1000  # ≥ 500 training sets per λ for the 4-SEM comparison
@@ -33,12 +40,14 @@ def trained(source):
 
 def test_students_reach_their_closed_form_weights(source, trained):
     # Each student minimised its own training set's loss: ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1+λ).
+    # (The source draws each set's moments directly: ŵ(λ) from those moments.)
     @jax.jit
     def closed_form(lam):
-        sets = jax.vmap(lambda s: training_set(source, None, jax.random.key(s)))(
+        stats = jax.vmap(lambda s: training_moments(source, None, jax.random.key(s)))(
             jnp.arange(N_SEEDS)
         )
-        return jax.vmap(lambda x2, y, t: theory.kd_weights(x2, y, t, lam))(*sets)
+        solve = lambda xx, xy, xt: theory.kd_weights_from_moments(xx, xy, xt, lam)
+        return jax.vmap(solve)(stats.xx, stats.xy, stats.xt)
 
     for i, lam in enumerate(LAMS):
         w_hat = closed_form(lam)

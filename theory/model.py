@@ -190,6 +190,15 @@ def kd_weights(x2, y, t, lam):
     return jnp.linalg.solve(hi(x2.T, x2), hi(x2.T, target))
 
 
+@float64
+def kd_weights_from_moments(xx, xy, xt, lam):
+    """ŵ(λ) of eq. 3 from the training set's moments: (X2ᵀX2/n)⁻¹(X2ᵀy/n + λ·X2ᵀt/n)/(1 + λ).
+
+    xx (p2, p2), xy (p2,), xt (p2,) → (p2,); the same ŵ(λ) as `kd_weights` on the rows behind them.
+    """
+    return jnp.linalg.solve(xx, (xy + lam * xt) / (1 + lam))
+
+
 def kd_stats(model: JointGaussian, w1) -> KDStats:
     """σ², σt², c, D of eq. 4 (not wrapped: callers set the precision)."""
     S11, S12 = model.block("x1", "x1"), model.block("x1", "x2")

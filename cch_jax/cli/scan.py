@@ -131,6 +131,7 @@ GAUSSIAN = {
     "p1": _integer(1),
     "n": _integer(1),
     "w1": _string,
+    "sampler": _choice("moments", "rows"),
 }
 ARRAYS = {"kind": _choice("arrays"), "path": _string}
 GRID = {"lam": _numbers, "temperature": _numbers, "learning_rate": _numbers, "seeds": _seeds}
@@ -254,7 +255,7 @@ def build_data(section: dict, base: Path):
         )
     w1 = load_array(_path(base, section["w1"]), name="data.w1") if "w1" in section else None
     try:
-        return GaussianSource(model, n, w1=w1)
+        return GaussianSource(model, n, w1=w1, sampler=section.get("sampler", "moments"))
     except (ValueError, TypeError) as err:
         raise UserError(f"data.w1: {err}") from None
 

@@ -27,6 +27,8 @@ OPTIONS = dict(
     steps="--steps",
     learning_rate="--lr",
     chunk_size="--chunk-size",
+    sampler="--sampler",
+    memory_budget="--memory-budget",
 )
 
 
@@ -44,7 +46,19 @@ def register(sub) -> None:
     p.add_argument(
         "--chunk-size",
         type=int,
-        help="students per compiled call (default: as many as fit in 2 GiB)",
+        help="students per compiled call (default: as many as fit in the memory budget)",
+    )
+    p.add_argument(
+        "--sampler",
+        choices=("moments", "rows"),
+        default="moments",
+        help="draw each training set's moments exactly, O(p2³) whatever n (default), or its n rows",
+    )
+    p.add_argument(
+        "--memory-budget",
+        type=float,
+        help="GB the chunks and closed-form blocks may use (default: 80%% of the device's memory, "
+        "half the RAM on a CPU)",
     )
     p.add_argument(
         "--float32", action="store_true", help="train in float32 (default float64 on CPU)"
@@ -95,7 +109,8 @@ def report(sim, *, model, n, seeds, steps, lr) -> dict:
 def format_report(r: dict) -> str:
     lines = [
         f"Gaussian model: p1={r['p1']}, p2={r['p2']}, n={r['n']}; {r['seeds']} students per λ, "
-        f"{r['optimizer']}, {r['steps']} steps, lr {r['lr']:g}, {r['dtype']}",
+        f"{r['optimizer']}, {r['steps']} steps, lr {r['lr']:g}, {r['dtype']}"
+        + (f", training sets drawn as {r['sampler']}" if "sampler" in r else ""),
         f"  {'λ':>8}  {'theory R(λ)':>12}  {'mean':>12}  {'SEM':>10}  {'z':>7}  "
         f"{'diverged':>8}  {'max |w−ŵ|/|ŵ|':>14}",
     ]
@@ -127,6 +142,12 @@ def format_report(r: dict) -> str:
 def run(args) -> int:
     from cch_jax.simulate import simulate_linear_kd
 
+    budget = None
+    if args.memory_budget is not None:
+        if not (np.isfinite(args.memory_budget) and args.memory_budget > 0):
+            raise ValueError(f"--memory-budget={args.memory_budget} must be > 0 (GB)")
+        budget = int(args.memory_budget * 2**30)
+
     # float64 unless --float32 (scoped: the CPU default, theory-grade precision).
     with (
         jax.enable_x64(jax.config.jax_enable_x64 or not args.float32),
@@ -142,8 +163,11 @@ def run(args) -> int:
             steps=args.steps,
             learning_rate=args.lr,
             chunk_size=args.chunk_size,
+            sampler=args.sampler,
+            memory_budget=budget,
         )
     result = report(sim, model=model, n=n, seeds=args.seeds, steps=args.steps, lr=args.lr)
+    result["sampler"] = args.sampler  # how each training set was drawn: its moments, or its rows
     if args.json:
         common.print_json(result)
     else:
