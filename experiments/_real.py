@@ -247,11 +247,11 @@ def check_arrays(results: list) -> dict:
 
 
 def binomial_ci(k: int, n: int) -> list:
-    """Exact (Clopper–Pearson) 95 % interval of k/n; [nan, nan] when n = 0."""
+    """Exact (Clopper–Pearson) 95 % interval of k/n; None when n = 0 (no decisive setting)."""
     from scipy.stats import binomtest
 
     if n == 0:
-        return [float("nan"), float("nan")]
+        return None
     ci = binomtest(k, n).proportion_ci(0.95)
     return [float(ci.low), float(ci.high)]
 
@@ -313,7 +313,7 @@ def check_row(arrays: dict, r: int, prefix: str = "") -> dict:
 
 
 def check_tally_line(t: dict) -> str:
-    lo, hi = t["agree_ci95"]
+    lo, hi = t["agree_ci95"] or (float("nan"), float("nan"))
     return (
         f"holds {t['holds']}, fails {t['fails']}, inconclusive {t['inconclusive']} of "
         f"{t['settings']}; decisive agree {t['agree']}/{t['decisive']} (95 % CI {lo:.2f}–"
