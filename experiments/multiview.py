@@ -27,6 +27,14 @@ Two estimator pairs:
 (The Gaussian estimator with one-hot labels is not used for I(H2;Y): it is not bounded by H(Y).)
 CCH predicts "KD helps" when the gap (mean over seeds) is positive. All MIs in nats.
 
+The bias-aware check (cch_jax.mi.check.check_cch, issue 11) runs per setting on the held-out
+features of seed `check_seed`, with class labels, in two variants: "full" (every hidden unit that
+varies on the test rows) and "pca" (PCA to `pca_check` dims fitted on training-split features).
+Saved per setting: verdict, gap, gap_ci, validated, validated_reason (results.json rows
+check_full / check_pca; arrays check_<variant>_<field>), and `check_tallies`: its verdicts
+against the sign of Δ (decisive settings, agreement with a binomial 95 % interval, and among
+settings whose Δ is beyond 2 SEM). omics and mnist_m do the same.
+
 The helpers (splits, standardisation, PCA, MI, verdict tallies, MLP runners) live in
 experiments/_real.py, shared with experiments/omics.py and experiments/mnist_m.py.
 """
