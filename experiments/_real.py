@@ -189,3 +189,133 @@ def lam_temp_grid(cfg):
 # ---------------------------------------------------------------------------------------------
 # The multiview experiment.
 # ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# The bias-aware CCH check (cch_jax.mi.check) on held-out features, full and PCA-reduced.
+# ---------------------------------------------------------------------------------------------
+
+CHECK_VARIANTS = ("full", "pca")  # all hidden units (constant ones dropped) / PCA to pca_check
+VERDICT_CODE = {"cch-fails": -1, "inconclusive": 0, "cch-holds": 1}
+
+
+def check_features(h_train, h_test, cfg, *, seed=0) -> dict:
+    """{"full": held-out features without the columns constant on them (dead units),
+    "pca": PCA to cfg["pca_check"] dims fitted on h_train}, for the bias-aware check."""
+    h_test = np.asarray(h_test, np.float64)
+    varies = np.ptp(h_test, axis=0) > 0
+    return {
+        "full": h_test[:, varies],
+        "pca": pca_reduce(h_train, h_test, cfg["pca_check"], seed=seed),
+    }
+
+
+def families_side(result) -> int:
+    """+1 / −1 when every family that ran puts its gap interval on that side of 0, else 0: the
+    verdict the check would give without its validated-range rule (not a verdict outside it)."""
+    sides = {f["side"] for f in result.families}
+    return sides.pop() if len(sides) == 1 else 0
+
+
+def check_setting(h1: dict, h2: dict, y, cfg, *, seed: int) -> dict:
+    """{variant: CheckResult} of `check_cch` on the held-out features of one setting."""
+    from cch_jax.mi.check import check_cch
+
+    out = {}
+    for v in CHECK_VARIANTS:
+        fams = tuple(cfg["check_families"][v])
+        out[v] = check_cch(h1[v], h2[v], np.asarray(y), labels=True, seed=seed, families=fams)
+    return out
+
+
+def check_arrays(results: list) -> dict:
+    """Stack per-setting {variant: CheckResult} into arrays named check_<variant>_<field>:
+    verdict (code −1 fails / 0 inconclusive / +1 holds), side (families_side), gap, gap_ci (·, 2),
+    validated, reason (str), dims (·, 2), seconds."""
+    out = {}
+    for v in CHECK_VARIANTS:
+        rs = [r[v] for r in results]
+        out[f"check_{v}_verdict"] = np.array([VERDICT_CODE[r.verdict] for r in rs], np.int8)
+        out[f"check_{v}_side"] = np.array([families_side(r) for r in rs], np.int8)
+        out[f"check_{v}_gap"] = np.array([r.gap for r in rs])
+        out[f"check_{v}_gap_ci"] = np.array([r.gap_ci for r in rs]).reshape(-1, 2)
+        out[f"check_{v}_validated"] = np.array([r.validated for r in rs])
+        out[f"check_{v}_reason"] = np.array([r.validated_reason for r in rs])
+        out[f"check_{v}_dims"] = np.array([r.dims[:2] for r in rs]).reshape(-1, 2)
+        out[f"check_{v}_seconds"] = np.array([r.seconds for r in rs])
+    return out
+
+
+def binomial_ci(k: int, n: int) -> list:
+    """Exact (Clopper–Pearson) 95 % interval of k/n; None when n = 0 (no decisive setting)."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return None
+    ci = binomtest(k, n).proportion_ci(0.95)
+    return [float(ci.low), float(ci.high)]
+
+
+def check_tally(verdict, delta) -> dict:
+    """The check's verdicts (codes, (settings,)) against the observed sign of Δ (settings, seeds).
+
+    KD is observed to help when mean Δ > 0; "significant": |mean Δ| > 2 SEM. Agreement is counted
+    among decisive settings (verdict ≠ 0), with an exact binomial 95 % interval.
+    """
+    verdict = np.asarray(verdict)
+    d, ds = mean_sem(delta)
+    helps, sig = d > 0, np.abs(d) > 2 * ds
+    decisive = verdict != 0
+    agree = decisive & ((verdict > 0) == helps)
+    k, n = int(agree.sum()), int(decisive.sum())
+    ks, ns = int((agree & sig).sum()), int((decisive & sig).sum())
+    return {
+        "settings": int(verdict.size),
+        "holds": int((verdict > 0).sum()),
+        "fails": int((verdict < 0).sum()),
+        "inconclusive": int((~decisive).sum()),
+        "kd_helps": int(helps.sum()),
+        "decisive": n,
+        "agree": k,
+        "agree_ci95": binomial_ci(k, n),
+        "significant": int(sig.sum()),
+        "decisive_significant": ns,
+        "agree_significant": ks,
+        "agree_significant_ci95": binomial_ci(ks, ns),
+    }
+
+
+def check_tallies(arrays: dict, delta, prefix: str = "") -> dict:
+    """{variant: check_tally of the verdicts, variant + "_side": of the families' sides}."""
+    out = {}
+    for v in CHECK_VARIANTS:
+        out[v] = check_tally(arrays[f"{prefix}check_{v}_verdict"], delta)
+        out[f"{v}_side"] = check_tally(arrays[f"{prefix}check_{v}_side"], delta)
+    return out
+
+
+def check_row(arrays: dict, r: int, prefix: str = "") -> dict:
+    """The check's fields of setting r for a results row: {"check_<variant>": {...}}."""
+    code = {c: name for name, c in VERDICT_CODE.items()}
+    row = {}
+    for v in CHECK_VARIANTS:
+        a = lambda f, v=v: arrays[f"{prefix}check_{v}_{f}"][r]  # noqa: E731
+        row[f"check_{v}"] = {
+            "verdict": code[int(a("verdict"))],
+            "families_side": int(a("side")),
+            "gap": float(a("gap")),
+            "gap_ci": [float(x) for x in a("gap_ci")],
+            "validated": bool(a("validated")),
+            "validated_reason": str(a("reason")),
+            "dims": [int(x) for x in a("dims")],
+        }
+    return row
+
+
+def check_tally_line(t: dict) -> str:
+    lo, hi = t["agree_ci95"] or (float("nan"), float("nan"))
+    return (
+        f"holds {t['holds']}, fails {t['fails']}, inconclusive {t['inconclusive']} of "
+        f"{t['settings']}; decisive agree {t['agree']}/{t['decisive']} (95 % CI {lo:.2f}–"
+        f"{hi:.2f}); where |Δ| > 2 SEM: {t['agree_significant']}/{t['decisive_significant']}"
+    )

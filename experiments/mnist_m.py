@@ -44,6 +44,12 @@ from experiments._common import (
 from experiments._real import (
     ESTIMATOR_PAIRS,
     PCA,
+    check_arrays,
+    check_features,
+    check_row,
+    check_setting,
+    check_tallies,
+    check_tally_line,
     lam_temp_grid,
     mean_sem,
     mi_label,
@@ -73,6 +79,11 @@ CONFIG = dict(
     subsets=10,
     mi_n=5000,
     key=0,
+    # The bias-aware check (cch_jax.mi.check) on the held-out features (the mi_n test images) of
+    # seed `check_seed`: all hidden units ("full") and PCA to `pca_check` dims ("pca").
+    check_seed=0,
+    pca_check=8,
+    check_families={"full": ("gc", "knn"), "pca": ("gc", "knn")},
 )
 QUICK = dict(
     sigmas=(0.0, 4.0, 8.0),
@@ -159,6 +170,9 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     h_te = _batched(s_feats, base.params, xs_te[:n_mi])
     lg_te = _batched(s_logits, base.params, xs_te[:n_mi])
     H2 = [reduce_features(h_fit[s], h_te[s], cfg, seed=(0, s)) for s in range(S)]
+    s0 = cfg["check_seed"]
+    H2c = check_features(h_fit[s0], h_te[s0], cfg, seed=(0, s0, 7))
+    checks = []
     i2y = np.zeros((2, S, 2))
     for s in range(S):
         m = mi_label(
@@ -208,6 +222,8 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
             )
             for p, name in enumerate(ESTIMATOR_PAIRS):
                 i12[p, i, s] = m[name]
+        h1c = check_features(h1_fit[s0], h1_te[s0], cfg, seed=(i + 1, s0, 7))
+        checks.append(check_setting(h1c, H2c, y_te[:n_mi], cfg, seed=i))
         gap = i12[0, i, :, 0] - i2y[0, :, 0]
         print(
             f"[{NAME}] σ = {sigma:g}: teacher accuracy {teacher_acc[i].mean():.3f}, "
@@ -216,7 +232,7 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
             flush=True,
         )
 
-    arrays = {
+    arrays = check_arrays(checks) | {
         "student_acc": student_acc,
         "teacher_acc": teacher_acc,
         "kd_acc": kd_acc,
@@ -265,7 +281,7 @@ def summarise(arrays, cfg) -> dict:
             row[f"gap_{name}"], row[f"gap_{name}_sem"] = float(gm), float(gs)
             row[f"i12_{name}"] = float(arrays["i12"][p, i, :, 0].mean())
             row[f"i2y_{name}"] = float(arrays["i2y"][p, :, 0].mean())
-        rows.append(row)
+        rows.append(row | check_row(arrays, i))
     # Per (σ, λ, T) grid point too: CCH's verdict does not depend on λ, T.
     per_point = arrays["kd_acc"] - arrays["student_acc"][None, :, None]  # (σ, S, G)
     tallies = {name: tally(g, delta) for name, g in gaps.items()}
@@ -278,9 +294,13 @@ def summarise(arrays, cfg) -> dict:
     }
     for name, t in tallies.items():
         print(f"[{NAME}] CCH ({name}) vs observed, per σ: {tally_line(t)}")
+    checks = check_tallies(arrays, delta)
+    for v in ("full", "pca"):
+        print(f"[{NAME}] cch check ({v}) vs observed, per σ: {check_tally_line(checks[v])}")
     return {
         "rows": rows,
         "tallies": tallies,
+        "check_tallies": checks,
         "tallies_per_grid_point": tallies_grid,
         "diverged": int(arrays["diverged"].sum()),
     }

@@ -27,6 +27,14 @@ Two estimator pairs:
 (The Gaussian estimator with one-hot labels is not used for I(H2;Y): it is not bounded by H(Y).)
 CCH predicts "KD helps" when the gap (mean over seeds) is positive. All MIs in nats.
 
+The bias-aware check (cch_jax.mi.check.check_cch, issue 11) runs per setting on the held-out
+features of seed `check_seed`, with class labels, in two variants: "full" (every hidden unit that
+varies on the test rows) and "pca" (PCA to `pca_check` dims fitted on training-split features).
+Saved per setting: verdict, gap, gap_ci, validated, validated_reason (results.json rows
+check_full / check_pca; arrays check_<variant>_<field>), and `check_tallies`: its verdicts
+against the sign of Δ (decisive settings, agreement with a binomial 95 % interval, and among
+settings whose Δ is beyond 2 SEM). omics and mnist_m do the same.
+
 The helpers (splits, standardisation, PCA, MI, verdict tallies, MLP runners) live in
 experiments/_real.py, shared with experiments/omics.py and experiments/mnist_m.py.
 """
@@ -49,6 +57,12 @@ from experiments._common import (
 from experiments._real import (
     ESTIMATOR_PAIRS,
     PCA,
+    check_arrays,
+    check_features,
+    check_row,
+    check_setting,
+    check_tallies,
+    check_tally_line,
     lam_temp_grid,
     make_runners,
     mean_sem,
@@ -78,6 +92,13 @@ CONFIG = dict(
     pca_gauss=8,
     k=3,
     key=0,
+    # The bias-aware check (cch_jax.mi.check) on the held-out features of seed `check_seed`: all
+    # hidden units ("full") and PCA to `pca_check` dims ("pca"). On the full 64 + 64 units only the
+    # gc family runs: n = 1000 test rows is below 10 × 128 (outside the validated range whatever
+    # the families), and the knn family there costs ~10 s a setting under load (150 settings).
+    check_seed=0,
+    pca_check=8,
+    check_families={"full": ("gc",), "pca": ("gc", "knn")},
 )
 QUICK = dict(
     views=("fac", "fou", "mor"),
@@ -120,7 +141,7 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     G = lams.size
 
     # 1. Per view: teachers at every noise level (σ = 0 doubles as the no-KD student).
-    X, runners, logits_tr, logits_te, H = {}, {}, {}, {}, {}
+    X, runners, logits_tr, logits_te, H, Hc = {}, {}, {}, {}, {}, {}
     teacher_acc = np.zeros((V, N, S))
     for vi, v in enumerate(views):
         pairs = [standardise(data[v][tr], data[v][te]) for tr, te in splits]
@@ -137,6 +158,11 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         logits_te[v] = np.asarray(logits(res.params, x_te)).reshape(N, S, -1, C)
         h_tr = np.asarray(feats(res.params, x_tr))
         h_te = np.asarray(feats(res.params, x_te))
+        s0 = cfg["check_seed"]
+        Hc[v] = [
+            check_features(h_tr[i * S + s0], h_te[i * S + s0], cfg, seed=(vi, i, s0, 7))
+            for i in range(N)
+        ]
         H[v] = [
             [
                 reduce_features(h_tr[i * S + s], h_te[i * S + s], cfg, seed=(vi, i, s))
@@ -191,7 +217,9 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
                     for p, name in enumerate(pairs):
                         i12[p, vj, vi, i, s] = m[name]
 
-    arrays = {
+    # 4. The bias-aware check per setting, seed check_seed.
+    arrays = run_checks(Hc, y_te[cfg["check_seed"]], cfg)
+    arrays |= {
         "teacher_acc": teacher_acc,
         "student_acc": student_acc,
         "kd_acc": kd_acc,
@@ -208,12 +236,30 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     return summary
 
 
+def setting_index(cfg) -> list:
+    """The settings (student vj, teacher vi, σ index i), teacher ≠ student, in results order."""
+    V, N = len(cfg["views"]), len(cfg["noise"])
+    return [(vj, vi, i) for vj in range(V) for vi in range(V) if vi != vj for i in range(N)]
+
+
+def run_checks(Hc, y, cfg) -> dict:
+    """check_cch on every setting's held-out features (Hc[view][σ index], see check_features):
+    the check_<variant>_<field> arrays of _real.check_arrays, in setting_index order."""
+    import time
+
+    views, results, t0 = cfg["views"], [], time.perf_counter()
+    for r, (vj, vi, i) in enumerate(setting_index(cfg)):
+        results.append(check_setting(Hc[views[vi]][i], Hc[views[vj]][0], y, cfg, seed=r))
+        if r % 10 == 9:
+            print(f"[{NAME}] check: {r + 1} settings, {time.perf_counter() - t0:.0f} s", flush=True)
+    return check_arrays(results)
+
+
 def settings(arrays, cfg):
     """Per-seed (gap[pair], Δacc) over settings (student, teacher, σ) with teacher ≠ student.
 
     Returns (index list of (vj, vi, i), {pair: gap (settings, S)}, delta (settings, S))."""
-    V, N = len(cfg["views"]), len(cfg["noise"])
-    idx = [(vj, vi, i) for vj in range(V) for vi in range(V) if vi != vj for i in range(N)]
+    idx = setting_index(cfg)
     d = arrays["kd_acc"].mean(-1) - arrays["student_acc"][:, None, None, :]  # (V, V, N, S)
     delta = np.stack([d[vj, vi, i] for vj, vi, i in idx])
     gaps = {
@@ -262,11 +308,21 @@ def summarise(arrays, cfg) -> dict:
         for name, g in gaps.items():
             gm, gs = mean_sem(g[r])
             row[f"gap_{name}"], row[f"gap_{name}_sem"] = float(gm), float(gs)
-        rows.append(row)
+        rows.append(row | check_row(arrays, r))
     tallies = {name: tally(g, delta) for name, g in gaps.items()}
     for name, t in tallies.items():
         print(f"[{NAME}] CCH ({name}) vs observed: {tally_line(t)}")
+    checks = check_tallies(arrays, delta)
+    for v in ("full", "pca"):
+        print(f"[{NAME}] cch check ({v}) vs observed: {check_tally_line(checks[v])}")
     noise_ix = np.array([i for _, _, i in idx])
+    checks_by_noise = {
+        f"{sigma:g}": check_tallies(
+            {k: a[noise_ix == i] for k, a in arrays.items() if k.startswith("check_")},
+            delta[noise_ix == i],
+        )
+        for i, sigma in enumerate(noise)
+    }
     by_noise = {
         f"{sigma:g}": {
             name: tally(g[noise_ix == i], delta[noise_ix == i]) for name, g in gaps.items()
@@ -280,6 +336,8 @@ def summarise(arrays, cfg) -> dict:
         "i_h_y_knn": dict(zip(views, i2y[0].tolist(), strict=True)),
         "i_h_y_ba": dict(zip(views, i2y[1].tolist(), strict=True)),
         "tallies": tallies,
+        "check_tallies": checks,
+        "check_tallies_by_noise": checks_by_noise,
         "rows": rows,
         "diverged": int(arrays["diverged"].sum()),
     }

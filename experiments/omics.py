@@ -39,6 +39,12 @@ from experiments._common import (
 )
 from experiments._real import (
     ESTIMATOR_PAIRS,
+    check_arrays,
+    check_features,
+    check_row,
+    check_setting,
+    check_tallies,
+    check_tally_line,
     lam_temp_grid,
     make_runners,
     mean_sem,
@@ -73,6 +79,12 @@ CONFIG = dict(
     k=3,
     subsets=2,
     key=0,
+    # The bias-aware check (cch_jax.mi.check) on the held-out features of seed `check_seed`: all
+    # hidden units ("full") and PCA to `pca_check` dims ("pca"). The test splits (231 / 190 rows)
+    # are below the n = 500 of its validated range, so every verdict is "inconclusive" by rule.
+    check_seed=0,
+    pca_check=8,
+    check_families={"full": ("gc", "knn"), "pca": ("gc", "knn")},
 )
 QUICK = dict(cohorts=("brca",), seeds=4, lams=(0.5,), temperatures=(2.0,), steps=200)
 
@@ -150,6 +162,9 @@ def run_cohort(cohort: str, cfg, key) -> dict:
     t_test = np.asarray(logits(teacher.params, x_te))
     h1_tr, h1_te = np.asarray(feats(teacher.params, x_tr)), np.asarray(feats(teacher.params, x_te))
     H1 = [reduce_features(h1_tr[s], h1_te[s], cfg, seed=(0, s)) for s in range(S)]
+    s0 = cfg["check_seed"]
+    H1c = check_features(h1_tr[s0], h1_te[s0], cfg, seed=(0, s0, 7))
+    checks = []
     out = {"teacher": np.array([scores(t_test[s], y_te[s], C) for s in range(S)])}  # (S, 3)
 
     # Students over {0} ∪ grid (index 0 = no KD).
@@ -183,6 +198,8 @@ def run_cohort(cohort: str, cfg, key) -> dict:
             m12 = mi_teacher_student(H1[s], h2, key=kk, k=cfg["k"], subsets=cfg["subsets"])
             for p, name in enumerate(ESTIMATOR_PAIRS):
                 out["i2y"][p, j, s], out["i12"][p, j, s] = m2[name], m12[name]
+        h2c = check_features(h2_tr[s0], h2_te[s0], cfg, seed=(j + 1, s0, 7))
+        checks.append(check_setting(H1c, h2c, y_te[s0], cfg, seed=j))
         delta = out["student"][j, :, 1:] - out["student"][j, :, :1]
         print(
             f"[{NAME}] {cohort}: mrna → {view}: no-KD acc {out['student'][j, :, 0, 0].mean():.3f}"
@@ -191,7 +208,7 @@ def run_cohort(cohort: str, cfg, key) -> dict:
             f"{(out['i12'][0, j, :, 0] - out['i2y'][0, j, :, 0]).mean():+.3f} nats",
             flush=True,
         )
-    return out
+    return out | check_arrays(checks)
 
 
 def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
@@ -226,6 +243,12 @@ def settings(arrays, cfg):
     )
 
 
+def stacked_checks(arrays, cfg) -> dict:
+    """The per-cohort check_* arrays concatenated over cohorts, in the order of `settings`."""
+    keys = {k.split("/", 1)[1] for k in arrays if "/check_" in k}
+    return {k: np.concatenate([arrays[f"{c}/{k}"] for c in cfg["cohorts"]]) for k in keys}
+
+
 def summarise(arrays, cfg) -> dict:
     idx, gaps, deltas = settings(arrays, cfg)
     g_l, g_t = lam_temp_grid(cfg)
@@ -256,10 +279,13 @@ def summarise(arrays, cfg) -> dict:
             row[f"gap_{name}"], row[f"gap_{name}_sem"] = float(gm), float(gs)
             row[f"i12_{name}"] = float(arrays[f"{c}/i12"][p, j, :, 0].mean())
             row[f"i2y_{name}"] = float(arrays[f"{c}/i2y"][p, j, :, 0].mean())
-        rows.append(row)
+        rows.append(row | check_row(arrays, j, prefix=f"{c}/"))
     tallies = {f"{name}/{m}": tally(g, deltas[m]) for name, g in gaps.items() for m in METRICS}
     for key, t in tallies.items():
         print(f"[{NAME}] CCH ({key}) vs observed: {tally_line(t)}")
+    checks = {m: check_tallies(stacked_checks(arrays, cfg), deltas[m]) for m in METRICS}
+    for v in ("full", "pca"):
+        print(f"[{NAME}] cch check ({v}) vs observed acc: {check_tally_line(checks['acc'][v])}")
     # Per (cohort, student, λ, T): CCH's verdict is the same at every grid point of a pair.
     per_point = np.stack(
         [
@@ -279,6 +305,7 @@ def summarise(arrays, cfg) -> dict:
     return {
         "rows": rows,
         "tallies": tallies,
+        "check_tallies": checks,
         "tallies_per_grid_point": tallies_grid,
         "diverged": diverged,
     }

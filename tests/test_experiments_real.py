@@ -180,3 +180,35 @@ def test_tally_counts_signs_and_confidence():
     assert (t["holds_helps"], t["fails_helps"], t["holds_hurts"], t["fails_hurts"]) == (1, 1, 0, 1)
     assert t["agree"] == 2 and t["confident_and_significant"] == 2
     assert t["agree_confident_and_significant"] == 1
+
+
+@pytest.mark.parametrize("name", experiments.GROUPS["real"])
+def test_cch_check_fields_are_consistent(name, ran):
+    summary, _ = ran(name)
+    for row in summary["rows"]:
+        for v in mv.CHECK_VARIANTS:
+            c = row[f"check_{v}"]
+            assert c["verdict"] in mv.VERDICT_CODE
+            assert c["verdict"] == "inconclusive" or c["validated"]  # confident only if validated
+            assert c["validated"] == (c["validated_reason"] == "inside the validated range")
+            lo, hi = c["gap_ci"]
+            assert np.isfinite(c["gap"]) and lo <= c["gap"] <= hi
+            if c["verdict"] != "inconclusive":
+                assert (lo > 0) == (c["verdict"] == "cch-holds") and c["families_side"] != 0
+        assert row["check_pca"]["dims"][1] <= 8
+    tallies = summary["check_tallies"]
+    for t in (tallies["acc"] if name == "omics" else tallies).values():
+        assert t["holds"] + t["fails"] + t["inconclusive"] == t["settings"] > 0
+        assert t["decisive"] == t["holds"] + t["fails"] and t["agree"] <= t["decisive"]
+        assert t["agree_significant"] <= t["decisive_significant"] <= t["significant"]
+
+
+def test_check_tally_counts_decisive_settings_and_binomial_interval():
+    verdict = np.array([1, -1, 0, 1])
+    delta = np.array([[0.02, 0.03, 0.025], [0.01, 0.02, 0.015], [-0.1, 0.1, 0.0], [-0.1, 0.1, 0.0]])
+    t = mv.check_tally(verdict, delta)
+    assert (t["holds"], t["fails"], t["inconclusive"], t["decisive"]) == (2, 1, 1, 3)
+    assert t["agree"] == 1 and t["decisive_significant"] == 2 and t["agree_significant"] == 1
+    lo, hi = t["agree_ci95"]
+    assert 0 < lo < 1 / 3 < hi < 1
+    assert mv.check_tally(np.zeros(2), delta[:2])["agree_ci95"] is None
