@@ -253,7 +253,8 @@ def check_probe_inputs(features, labels, teacher, *, standardise: bool = True) -
             raise ValueError(f"teacher of shape {t.shape} must have C >= 2 logits")
         if not np.all(y == np.round(y)) or y.min() < 0 or y.max() >= out:
             raise ValueError(
-                f"labels must be integers in [0, C) = [0, {out}) with teacher logits (n, {out})"
+                f"labels (values {y.min():g} to {y.max():g}) must be integers in [0, C) = "
+                f"[0, {out}) with teacher logits (n, {out})"
             )
         y = jnp.asarray(y.astype(np.int32))
     if standardise:
