@@ -612,6 +612,31 @@ def predict_probe(
 # ---------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=32)
+def _student_program(model, task, temperature, damping, maxiter):
+    """jit(params, x, y, t, x_val, y_val) → per-row terms (m,), CG residual, ‖∇L(ŵ₀, 0)‖: one
+    compile per (module, options) and input shape, whatever the params and data."""
+    from cch_jax.losses import classification_kd_loss, regression_kd_loss
+
+    def run(params, x, y, t, xv, yv):
+        def loss(p, lam):
+            out = model.apply(p, x)
+            if task == "regression":
+                return regression_kd_loss(out[:, 0], y, t, lam).total
+            return classification_kd_loss(out, y, t, lam, temperature).total
+
+        def rows_fn(p):
+            out = model.apply(p, xv)
+            tv = jnp.zeros(out.shape[:1] if task == "regression" else out.shape, out.dtype)
+            return row_losses(out, yv, tv, 0.0, task, temperature)[0]
+
+        direction, residual = implicit_derivative(loss, params, damping=damping, maxiter=maxiter)
+        g = jax.grad(loss)(params, 0.0)
+        return slope_terms(rows_fn, params, direction), residual, jnp.sqrt(_tree_vdot(g, g))
+
+    return jax.jit(run)
+
+
 def student_slope(
     model,
     params: Any,
@@ -636,32 +661,14 @@ def student_slope(
     validation loss (squared error or cross-entropy). The interval is a bootstrap over validation
     rows, conditional on the trained student.
     """
-    from cch_jax.losses import classification_kd_loss, regression_kd_loss
-
     if task not in ("regression", "classification"):
         raise ValueError(f"task={task!r} must be 'regression' or 'classification'")
     check_int("maxiter", maxiter)
-    x, y, t = (jnp.asarray(a) for a in train)
-    xv, yv = (jnp.asarray(a) for a in val)
-
-    def loss(p, lam):
-        out = model.apply(p, x)
-        if task == "regression":
-            return regression_kd_loss(out[:, 0], y, t, lam).total
-        return classification_kd_loss(out, y, t, lam, temperature).total
-
-    def rows_fn(p):
-        out = model.apply(p, xv)
-        tv = jnp.zeros(out.shape[:1] if task == "regression" else out.shape, out.dtype)
-        return row_losses(out, yv, tv, 0.0, task, temperature)[0]
-
-    @jax.jit
-    def run(p):
-        direction, residual = implicit_derivative(loss, p, damping=damping, maxiter=maxiter)
-        g = jax.grad(loss)(p, 0.0)
-        return slope_terms(rows_fn, p, direction), residual, jnp.sqrt(_tree_vdot(g, g))
-
-    terms, residual, grad_norm = run(params)
+    if not (np.isfinite(damping) and damping >= 0):
+        raise ValueError(f"damping={damping} must be a finite number >= 0")
+    run = _student_program(model, task, float(temperature), float(damping), int(maxiter))
+    arrays = (*(jnp.asarray(a) for a in train), *(jnp.asarray(a) for a in val))
+    terms, residual, grad_norm = run(params, *arrays)
     terms = np.asarray(terms)
     return _slope(
         terms, [terms.mean()], residual, grad_norm, draws=bootstrap, seed=seed, level=level

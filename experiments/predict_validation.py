@@ -58,6 +58,7 @@ CONFIG = dict(
     bootstrap=1000,
     damping=1e-3,
     cg_iters=50,
+    probe_steps=150,
     key=0,
 )
 QUICK = dict(views=("fac", "fou", "mor"), noise=(0.0, 4.0), seeds=2, steps=150)
@@ -140,6 +141,7 @@ def run_multiview(cfg) -> dict:
                             lams=cfg["lams"],
                             folds=cfg["folds"],
                             bootstrap=cfg["bootstrap"],
+                            steps=cfg["probe_steps"],
                             seed=s,
                         )
                         slopes.append(pr.slope.slope)
