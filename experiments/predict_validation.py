@@ -184,6 +184,116 @@ def run_multiview(cfg) -> dict:
     }
 
 
+OMICS = dict(
+    cohorts=("brca", "kipan"),
+    students=("mirna", "methylation", "fusion"),
+    seeds=6,
+    lams=(0.3, 0.7),
+    temperatures=(2.0,),
+    hidden=64,
+    steps=300,
+    batch_size=128,
+    learning_rate=3e-3,
+    test_fraction=0.3,
+)
+
+
+def run_omics(cfg, pcfg) -> dict:
+    """experiments/omics.py's protocol (mRNA teacher → miRNA / methylation / fusion), reduced to
+    OMICS; the same two predictions as `run_multiview`, per (cohort, student, seed)."""
+    from cch_jax.data.real import load_omics
+    from experiments.omics import FUSION, TEACHER
+
+    out = {k: [] for k in ("delta", "probe_slope", "probe_gain", "student_slope")}
+    for c, cohort in enumerate(cfg["cohorts"]):
+        data = load_omics(cohort, version="compact")
+        y = data["labels"]
+        C, S = int(y.max()) + 1, cfg["seeds"]
+        splits = [stratified_split(y, cfg["test_fraction"], s) for s in range(S)]
+        y_tr = np.stack([y[tr] for tr, _ in splits])
+        y_te = np.stack([y[te] for _, te in splits])
+        keys = jax.random.split(
+            jax.random.split(jax.random.key(cfg.get("key", 0) * 1000 + c))[0], S
+        )
+        config = mlp_config(cfg, C)
+
+        def inputs(view, data=data, splits=splits):
+            views = FUSION if view == "fusion" else (view,)
+            tr, te = [], []
+            for itr, ite in splits:
+                parts = [standardise(data[v][itr], data[v][ite]) for v in views]
+                tr.append(np.concatenate([p[0] for p in parts], 1))
+                te.append(np.concatenate([p[1] for p in parts], 1))
+            return np.stack(tr), np.stack(te)
+
+        x_tr, x_te = inputs(TEACHER)
+        zeros = np.zeros((*y_tr.shape, C), np.float32)
+        d = ArrayData(x_tr, y_tr, zeros, x_te, y_te)
+        single, _, _, logits = make_runners(
+            config, ArrayData(*(a[0] for a in d)), cfg["learning_rate"]
+        )
+        teacher = single(d, keys)
+        t_tr = np.asarray(logits(teacher.params, x_tr))
+        t_te = np.asarray(logits(teacher.params, x_te))
+        g_l, g_t = lam_temp_grid(cfg)
+        lams = np.concatenate([[0.0], g_l]).astype(np.float32)
+        temps = np.concatenate([[1.0], g_t]).astype(np.float32)
+        model = make_model(config.model, **config.model_kwargs)
+        for view in cfg["students"]:
+            x_tr, x_te = inputs(view)
+            template = ArrayData(x_tr[0], y_tr[0], t_tr[0], x_te[0], y_te[0])
+            _, kd, feats, _ = make_runners(config, template, cfg["learning_rate"])
+            res = kd(ArrayData(x_tr, y_tr, t_tr[:, None], x_te, y_te), keys, lams, temps)
+            acc = np.asarray(res.metrics.test[:, 0, :, -1])  # (S, G)
+            out["delta"].append((acc[:, 1:] - acc[:, :1]).mean(1))
+            base = jax.tree.map(lambda a: a[:, 0, 0], res.params)  # λ = 0 students (S, ...)
+            h_te = np.asarray(feats(base, x_te))
+            ps, pg, ss = [], [], []
+            for s in range(S):
+                p_s = jax.tree.map(lambda a, s=s: a[s], base)
+                a, b, e = [], [], []
+                for T in cfg["temperatures"]:
+                    pr = predict_probe(
+                        h_te[s],
+                        y_te[s],
+                        t_te[s],
+                        temperature=T,
+                        lams=cfg["lams"],
+                        folds=pcfg["folds"],
+                        bootstrap=pcfg["bootstrap"],
+                        steps=pcfg["probe_steps"],
+                        seed=s,
+                    )
+                    a.append(pr.slope.slope)
+                    b.append(pr.curve.gain[1:].mean())
+                    st = student_slope(
+                        model,
+                        p_s,
+                        (x_tr[s], y_tr[s], t_tr[s]),
+                        (x_te[s], y_te[s]),
+                        task="classification",
+                        temperature=T,
+                        damping=pcfg["damping"],
+                        maxiter=pcfg["cg_iters"],
+                        bootstrap=pcfg["bootstrap"],
+                        seed=s,
+                    )
+                    e.append(st.slope)
+                ps.append(np.mean(a))
+                pg.append(np.mean(b))
+                ss.append(np.mean(e))
+            out["probe_slope"].append(ps)
+            out["probe_gain"].append(pg)
+            out["student_slope"].append(ss)
+            print(
+                f"[{NAME}] omics {cohort} mrna → {view}: Δacc "
+                f"{100 * out['delta'][-1].mean():+.2f} pts, probe slope {np.mean(ps):+.4f}, "
+                f"student slope {np.mean(ss):+.4f}",
+                flush=True,
+            )
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def binomial_ci(k: int, n: int) -> list:
     """Clopper–Pearson 95 % interval of a proportion k/n."""
     from scipy.stats import binomtest
@@ -243,15 +353,31 @@ def summarise(arrays) -> dict:
     return out
 
 
-def main(*, quick: bool = False, out=None, **overrides) -> dict:
+def pooled(parts: list[dict]) -> dict:
+    """The arrays of several experiments stacked along the settings axis (common keys)."""
+    keys = ("delta", "probe_slope", "probe_gain", "student_slope")
+    S = min(p["delta"].shape[1] for p in parts)
+    return {k: np.concatenate([p[k][:, :S] for p in parts]) for k in keys}
+
+
+def main(*, quick: bool = False, out=None, experiments=("multiview", "omics"), **overrides) -> dict:
     cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
     start = time.perf_counter()
-    arrays = run_multiview(cfg)
-    summary = {"multiview": summarise(arrays), "seconds": time.perf_counter() - start}
+    results, summary = {}, {}
+    if "multiview" in experiments:
+        results["multiview"] = run_multiview(cfg)
+    if "omics" in experiments:
+        ocfg = {**OMICS, **({"cohorts": ("brca",), "seeds": 2, "steps": 150} if quick else {})}
+        results["omics"] = run_omics(ocfg, cfg)
+        summary["omics_config"] = ocfg
+    for name, arrays in results.items():
+        summary[name] = summarise(arrays)
+    if len(results) > 1:
+        summary["pooled"] = summarise(pooled(list(results.values())))
+    summary["seconds"] = time.perf_counter() - start
     directory = results_dir(NAME, out, quick)
-    save_results(
-        directory, {f"multiview/{k}": v for k, v in arrays.items()}, {"config": cfg, **summary}
-    )
+    flat = {f"{e}/{k}": v for e, arrays in results.items() for k, v in arrays.items()}
+    save_results(directory, flat, {"config": cfg, **summary})
     import json
 
     print(json.dumps(summary, indent=1))
