@@ -52,6 +52,7 @@ __all__ = [
     "bootstrap_ci",
     "fold_assignment",
     "implicit_derivative",
+    "lbfgs_minimise",
     "predict_probe",
     "probe_curve",
     "probe_slope",
@@ -322,9 +323,15 @@ def fit_probe(loss, theta0, lam, *, task: str, steps: int):
     f = lambda th: loss(th, lam)
     if task == "regression":
         return theta0 - jnp.linalg.solve(jax.hessian(f)(theta0), jax.grad(f)(theta0))
+    return lbfgs_minimise(f, theta0, steps)
+
+
+def lbfgs_minimise(f, params, steps: int):
+    """argmin of f(params) by L-BFGS (optax, zoom line search) from `params` (any pytree) until
+    ‖∇f‖ <= GRAD_TOL (by the float width of the params) or `steps` steps."""
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(f)
-    tol = GRAD_TOL[jnp.dtype(theta0.dtype).itemsize == 8]
+    tol = GRAD_TOL[jnp.dtype(jax.tree.leaves(params)[0].dtype).itemsize == 8]
 
     def step(carry):
         theta, state, _, i = carry
@@ -335,7 +342,7 @@ def fit_probe(loss, theta0, lam, *, task: str, steps: int):
     def going(carry):
         return (carry[2] > tol) & (carry[3] < steps)
 
-    init = (theta0, opt.init(theta0), jnp.asarray(jnp.inf, theta0.dtype), 0)
+    init = (params, opt.init(params), jnp.asarray(jnp.inf, jax.tree.leaves(params)[0].dtype), 0)
     return jax.lax.while_loop(going, step, init)[0]
 
 

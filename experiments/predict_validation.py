@@ -45,7 +45,7 @@ from experiments.multiview import _teacher_inputs
 NAME = "predict_validation"
 CONFIG = dict(
     views=("fac", "pix", "kar", "fou", "zer", "mor"),
-    noise=(0.0, 1.0, 4.0),
+    noise=(0.0, 4.0),
     seeds=3,
     lams=(0.3, 0.7),
     temperatures=(2.0,),
@@ -54,7 +54,7 @@ CONFIG = dict(
     batch_size=128,
     learning_rate=3e-3,
     test_fraction=0.5,
-    folds=5,
+    folds=3,
     bootstrap=1000,
     damping=1e-3,
     cg_iters=50,
@@ -187,7 +187,7 @@ def run_multiview(cfg) -> dict:
 OMICS = dict(
     cohorts=("brca", "kipan"),
     students=("mirna", "methylation", "fusion"),
-    seeds=6,
+    seeds=4,
     lams=(0.3, 0.7),
     temperatures=(2.0,),
     hidden=64,
