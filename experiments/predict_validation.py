@@ -1,0 +1,388 @@
+"""The KD-slope predictor (cch_jax.predict) against KD's observed effect on real data (issue 16).
+
+Multiview (UCI multiple features), the protocol of experiments/multiview.py at a reduced size
+(CONFIG below): per seed a stratified 50/50 split; MLP teachers on view v1 + Gaussian noise σ;
+the no-KD MLP student on v2 (λ = 0, the σ = 0 run of v2, same key); KD students on the λ × T grid;
+observed Δ = KD − no-KD test accuracy, grid mean, per seed. Two predictions per (v2, v1, σ, seed),
+made from the no-KD student only:
+
+  * probe: `predict_probe` on the no-KD student's hidden features H2 of the **test** rows, the
+    test labels and the teacher's test logits (5-fold cross-fitting within the test rows; the
+    probe never sees a KD student), temperature = each grid T (slopes and gains averaged over T);
+    slope (negative: KD predicted to help) and the curve's gain at the grid λs (grid mean);
+  * student: `student_slope` of the full no-KD MLP: its training loss on the training rows (with
+    the teacher's training logits), held-out cross-entropy on the test rows; damped CG.
+
+Outputs results/predict_validation/{results.npz, results.json}; docs/results.md has the table.
+
+    python -m experiments.predict_validation             # CONFIG
+    python -m experiments.predict_validation --quick     # 3 views, 2 noise levels, 2 seeds
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cch_jax.models import make_model
+from cch_jax.predict import predict_probe, student_slope
+from cch_jax.train import ArrayData
+from experiments._common import results_dir, save_results
+from experiments._real import (
+    lam_temp_grid,
+    make_runners,
+    mean_sem,
+    mlp_config,
+    standardise,
+    stratified_split,
+)
+from experiments.multiview import _teacher_inputs
+
+NAME = "predict_validation"
+CONFIG = dict(
+    views=("fac", "pix", "kar", "fou", "zer", "mor"),
+    noise=(0.0, 4.0),
+    seeds=3,
+    lams=(0.3, 0.7),
+    temperatures=(2.0,),
+    hidden=64,
+    steps=300,
+    batch_size=128,
+    learning_rate=3e-3,
+    test_fraction=0.5,
+    folds=3,
+    bootstrap=1000,
+    damping=1e-3,
+    cg_iters=50,
+    probe_steps=150,
+    key=0,
+)
+QUICK = dict(views=("fac", "fou", "mor"), noise=(0.0, 4.0), seeds=2, steps=150)
+
+
+def run_multiview(cfg) -> dict:
+    from cch_jax.data.real import load_multiview
+
+    data = load_multiview()
+    views, noise, S = tuple(cfg["views"]), tuple(cfg["noise"]), cfg["seeds"]
+    V, N = len(views), len(noise)
+    y = data["labels"]
+    C = int(y.max()) + 1
+    splits = [stratified_split(y, cfg["test_fraction"], s) for s in range(S)]
+    y_tr = np.stack([y[tr] for tr, _ in splits])
+    y_te = np.stack([y[te] for _, te in splits])
+    keys = jax.random.split(jax.random.split(jax.random.key(cfg["key"]))[0], S)
+    config = mlp_config(cfg, C)
+    lams, temps = lam_temp_grid(cfg)
+    G = lams.size
+
+    X, runners, lg_tr, lg_te, params, feats_te = {}, {}, {}, {}, {}, {}
+    for vi, v in enumerate(views):
+        pairs = [standardise(data[v][tr], data[v][te]) for tr, te in splits]
+        X[v] = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+        x_tr, x_te = _teacher_inputs(*X[v], noise, vi, S)
+        zeros = np.zeros((N * S, y_tr.shape[1], C), np.float32)
+        d = ArrayData(x_tr, np.tile(y_tr, (N, 1)), zeros, x_te, np.tile(y_te, (N, 1)))
+        runners[v] = make_runners(config, ArrayData(*(a[0] for a in d)), cfg["learning_rate"])
+        single, _, feats, logits = runners[v]
+        res = single(d, jnp.tile(keys, N))
+        lg_tr[v] = np.asarray(logits(res.params, x_tr)).reshape(N, S, -1, C)
+        lg_te[v] = np.asarray(logits(res.params, x_te)).reshape(N, S, -1, C)
+        params[v] = jax.tree.map(lambda a: a[:S], res.params)  # σ = 0: the no-KD students
+        feats_te[v] = np.asarray(feats(params[v], X[v][1]))  # (S, m, hidden)
+
+    settings = [(vj, vi, i) for vj in range(V) for vi in range(V) if vi != vj for i in range(N)]
+    R = len(settings)
+    delta = np.zeros((R, S))  # observed Δacc, grid mean
+    delta_grid = np.zeros((R, S, G))
+    probe_slope = np.zeros((R, S))
+    probe_ci = np.zeros((R, S, 2))
+    probe_gain = np.zeros((R, S))  # curve gain, mean over the grid (λ, T)
+    student = np.zeros((R, S))
+    student_ci = np.zeros((R, S, 2))
+    diag = np.zeros((R, S, 2))  # student CG residual, gradient norm
+    model = make_model(config.model, **config.model_kwargs)
+    row = {s: r for r, s in enumerate(settings)}
+    for vj, v2 in enumerate(views):
+        others = [vi for vi in range(V) if vi != vj]
+        t = np.stack([lg_tr[views[vi]] for vi in others])  # (V-1, N, S, n, C)
+        t = t.reshape(-1, S, *t.shape[3:]).transpose(1, 0, 2, 3)
+        x_tr, x_te = X[v2]
+        res = runners[v2][1](ArrayData(x_tr, y_tr, t, x_te, y_te), keys, lams, temps)
+        kd = np.asarray(res.metrics.test[..., -1]).reshape(S, V - 1, N, G)
+        base = np.asarray(
+            runners[v2][0](
+                ArrayData(x_tr, y_tr, np.zeros((S, x_tr.shape[1], C), np.float32), x_te, y_te),
+                keys,
+            ).metrics.test[:, -1]
+        )  # (S,) the no-KD students' accuracy (the σ = 0 teacher runs of v2)
+        for a, vi in enumerate(others):
+            for i in range(N):
+                r = row[(vj, vi, i)]
+                delta_grid[r] = kd[:, a, i] - base[:, None]
+                delta[r] = delta_grid[r].mean(-1)
+        t0 = time.perf_counter()
+        for s in range(S):
+            p_s = jax.tree.map(lambda a, s=s: a[s], params[v2])
+            for vi in others:
+                for i in range(N):
+                    r = row[(vj, vi, i)]
+                    slopes, cis, gains, st, sci, dg = [], [], [], [], [], []
+                    for T in cfg["temperatures"]:
+                        pr = predict_probe(
+                            feats_te[v2][s],
+                            y_te[s],
+                            lg_te[views[vi]][i, s],
+                            temperature=T,
+                            lams=cfg["lams"],
+                            folds=cfg["folds"],
+                            bootstrap=cfg["bootstrap"],
+                            steps=cfg["probe_steps"],
+                            seed=s,
+                        )
+                        slopes.append(pr.slope.slope)
+                        cis.append(pr.slope.ci)
+                        gains.append(pr.curve.gain[1:].mean())
+                        ss = student_slope(
+                            model,
+                            p_s,
+                            (x_tr[s], y_tr[s], lg_tr[views[vi]][i, s]),
+                            (x_te[s], y_te[s]),
+                            task="classification",
+                            temperature=T,
+                            damping=cfg["damping"],
+                            maxiter=cfg["cg_iters"],
+                            bootstrap=cfg["bootstrap"],
+                            seed=s,
+                        )
+                        st.append(ss.slope)
+                        sci.append(ss.ci)
+                        dg.append((ss.cg_residual, ss.grad_norm))
+                    probe_slope[r, s], probe_ci[r, s] = np.mean(slopes), np.mean(cis, 0)
+                    probe_gain[r, s] = np.mean(gains)
+                    student[r, s], student_ci[r, s] = np.mean(st), np.mean(sci, 0)
+                    diag[r, s] = np.max(dg, 0)
+        print(
+            f"[{NAME}] KD into {v2}: mean Δacc {100 * delta[[row[(vj, vi, i)] for vi in others for i in range(N)]].mean():+.2f} pts; "
+            f"predictions {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+    return {
+        "settings": np.array(settings),
+        "delta": delta,
+        "delta_grid": delta_grid,
+        "probe_slope": probe_slope,
+        "probe_ci": probe_ci,
+        "probe_gain": probe_gain,
+        "student_slope": student,
+        "student_ci": student_ci,
+        "student_diag": diag,
+    }
+
+
+OMICS = dict(
+    cohorts=("brca", "kipan"),
+    students=("mirna", "methylation", "fusion"),
+    seeds=4,
+    lams=(0.3, 0.7),
+    temperatures=(2.0,),
+    hidden=64,
+    steps=300,
+    batch_size=128,
+    learning_rate=3e-3,
+    test_fraction=0.3,
+)
+
+
+def run_omics(cfg, pcfg) -> dict:
+    """experiments/omics.py's protocol (mRNA teacher → miRNA / methylation / fusion), reduced to
+    OMICS; the same two predictions as `run_multiview`, per (cohort, student, seed)."""
+    from cch_jax.data.real import load_omics
+    from experiments.omics import FUSION, TEACHER
+
+    out = {k: [] for k in ("delta", "probe_slope", "probe_gain", "student_slope")}
+    for c, cohort in enumerate(cfg["cohorts"]):
+        data = load_omics(cohort, version="compact")
+        y = data["labels"]
+        C, S = int(y.max()) + 1, cfg["seeds"]
+        splits = [stratified_split(y, cfg["test_fraction"], s) for s in range(S)]
+        y_tr = np.stack([y[tr] for tr, _ in splits])
+        y_te = np.stack([y[te] for _, te in splits])
+        keys = jax.random.split(
+            jax.random.split(jax.random.key(cfg.get("key", 0) * 1000 + c))[0], S
+        )
+        config = mlp_config(cfg, C)
+
+        def inputs(view, data=data, splits=splits):
+            views = FUSION if view == "fusion" else (view,)
+            tr, te = [], []
+            for itr, ite in splits:
+                parts = [standardise(data[v][itr], data[v][ite]) for v in views]
+                tr.append(np.concatenate([p[0] for p in parts], 1))
+                te.append(np.concatenate([p[1] for p in parts], 1))
+            return np.stack(tr), np.stack(te)
+
+        x_tr, x_te = inputs(TEACHER)
+        zeros = np.zeros((*y_tr.shape, C), np.float32)
+        d = ArrayData(x_tr, y_tr, zeros, x_te, y_te)
+        single, _, _, logits = make_runners(
+            config, ArrayData(*(a[0] for a in d)), cfg["learning_rate"]
+        )
+        teacher = single(d, keys)
+        t_tr = np.asarray(logits(teacher.params, x_tr))
+        t_te = np.asarray(logits(teacher.params, x_te))
+        g_l, g_t = lam_temp_grid(cfg)
+        lams = np.concatenate([[0.0], g_l]).astype(np.float32)
+        temps = np.concatenate([[1.0], g_t]).astype(np.float32)
+        model = make_model(config.model, **config.model_kwargs)
+        for view in cfg["students"]:
+            x_tr, x_te = inputs(view)
+            template = ArrayData(x_tr[0], y_tr[0], t_tr[0], x_te[0], y_te[0])
+            _, kd, feats, _ = make_runners(config, template, cfg["learning_rate"])
+            res = kd(ArrayData(x_tr, y_tr, t_tr[:, None], x_te, y_te), keys, lams, temps)
+            acc = np.asarray(res.metrics.test[:, 0, :, -1])  # (S, G)
+            out["delta"].append((acc[:, 1:] - acc[:, :1]).mean(1))
+            base = jax.tree.map(lambda a: a[:, 0, 0], res.params)  # λ = 0 students (S, ...)
+            h_te = np.asarray(feats(base, x_te))
+            ps, pg, ss = [], [], []
+            for s in range(S):
+                p_s = jax.tree.map(lambda a, s=s: a[s], base)
+                a, b, e = [], [], []
+                for T in cfg["temperatures"]:
+                    pr = predict_probe(
+                        h_te[s],
+                        y_te[s],
+                        t_te[s],
+                        temperature=T,
+                        lams=cfg["lams"],
+                        folds=pcfg["folds"],
+                        bootstrap=pcfg["bootstrap"],
+                        steps=pcfg["probe_steps"],
+                        seed=s,
+                    )
+                    a.append(pr.slope.slope)
+                    b.append(pr.curve.gain[1:].mean())
+                    st = student_slope(
+                        model,
+                        p_s,
+                        (x_tr[s], y_tr[s], t_tr[s]),
+                        (x_te[s], y_te[s]),
+                        task="classification",
+                        temperature=T,
+                        damping=pcfg["damping"],
+                        maxiter=pcfg["cg_iters"],
+                        bootstrap=pcfg["bootstrap"],
+                        seed=s,
+                    )
+                    e.append(st.slope)
+                ps.append(np.mean(a))
+                pg.append(np.mean(b))
+                ss.append(np.mean(e))
+            out["probe_slope"].append(ps)
+            out["probe_gain"].append(pg)
+            out["student_slope"].append(ss)
+            print(
+                f"[{NAME}] omics {cohort} mrna → {view}: Δacc "
+                f"{100 * out['delta'][-1].mean():+.2f} pts, probe slope {np.mean(ps):+.4f}, "
+                f"student slope {np.mean(ss):+.4f}",
+                flush=True,
+            )
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def binomial_ci(k: int, n: int) -> list:
+    """Clopper–Pearson 95 % interval of a proportion k/n."""
+    from scipy.stats import binomtest
+
+    if n == 0:
+        return [float("nan"), float("nan")]
+    ci = binomtest(k, n).proportion_ci(0.95, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
+def agreement(pred_helps, pred_sem_ok, delta) -> dict:
+    """Sign agreement of a prediction (per setting: mean over seeds) with the observed Δ.
+
+    pred_helps (R,) bool; pred_sem_ok (R,) bool: the prediction's mean is beyond 2 SEM over seeds;
+    delta (R, S) observed. Overall, among settings where Δ is beyond 2 SEM, and among those where
+    both are."""
+    d, ds = mean_sem(delta)
+    helps, sig = d > 0, np.abs(d) > 2 * ds
+    agree = pred_helps == helps
+    out = {}
+    for name, sel in (
+        ("all", np.ones_like(sig)),
+        ("delta_beyond_2sem", sig),
+        ("both_beyond_2sem", sig & pred_sem_ok),
+    ):
+        k, n = int(np.sum(agree & sel)), int(np.sum(sel))
+        out[name] = {
+            "agree": k,
+            "settings": n,
+            "rate": k / n if n else None,
+            "ci95": binomial_ci(k, n),
+        }
+    return out
+
+
+def summarise(arrays) -> dict:
+    from scipy.stats import spearmanr
+
+    delta = arrays["delta"]
+    dm, _ = mean_sem(delta)
+    preds = {
+        "probe_slope": -arrays["probe_slope"],  # predicted gain direction: −slope
+        "probe_curve_gain": arrays["probe_gain"],
+        "student_slope": -arrays["student_slope"],
+    }
+    out = {}
+    for name, p in preds.items():
+        pm, ps = mean_sem(p)
+        r = spearmanr(pm, dm)
+        out[name] = {
+            **agreement(pm > 0, np.abs(pm) > 2 * ps, delta),
+            "spearman": [float(r.statistic), float(r.pvalue)],
+            "predicts_helps": int(np.sum(pm > 0)),
+        }
+    out["observed_helps"] = int(np.sum(dm > 0))
+    out["settings"] = int(dm.size)
+    return out
+
+
+def pooled(parts: list[dict]) -> dict:
+    """The arrays of several experiments stacked along the settings axis (common keys)."""
+    keys = ("delta", "probe_slope", "probe_gain", "student_slope")
+    S = min(p["delta"].shape[1] for p in parts)
+    return {k: np.concatenate([p[k][:, :S] for p in parts]) for k in keys}
+
+
+def main(*, quick: bool = False, out=None, experiments=("multiview", "omics"), **overrides) -> dict:
+    cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
+    start = time.perf_counter()
+    results, summary = {}, {}
+    if "multiview" in experiments:
+        results["multiview"] = run_multiview(cfg)
+    if "omics" in experiments:
+        ocfg = {**OMICS, **({"cohorts": ("brca",), "seeds": 2, "steps": 150} if quick else {})}
+        results["omics"] = run_omics(ocfg, cfg)
+        summary["omics_config"] = ocfg
+    for name, arrays in results.items():
+        summary[name] = summarise(arrays)
+    if len(results) > 1:
+        summary["pooled"] = summarise(pooled(list(results.values())))
+    summary["seconds"] = time.perf_counter() - start
+    directory = results_dir(NAME, out, quick)
+    flat = {f"{e}/{k}": v for e, arrays in results.items() for k, v in arrays.items()}
+    save_results(directory, flat, {"config": cfg, **summary})
+    import json
+
+    print(json.dumps(summary, indent=1))
+    return summary
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv[1:])

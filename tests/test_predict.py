@@ -1,0 +1,292 @@
+"""cch_jax.predict: the KD slope and the probe-KD curve against the closed form (docs/predict.md).
+
+Exactness in the Gaussian linear model (float64): over training sets of n rows cross-fitted in K
+folds (n_train = n − n/K rows per probe), E[slope] = 2k(c − σ²) and E[R̂(λ)] = R(λ), both at
+n_train (docs/predict.md, "What is exact"); tolerances are 4 standard errors computed here. Then
+the implicit function theorem against a closed form and a finite difference, the full Flax
+student, and `cch predict`.
+"""
+
+import json
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import theory
+from cch_jax import predict as P
+from cch_jax.cli import main
+from cch_jax.losses import classification_kd_loss, regression_kd_loss
+from cch_jax.models import LinearStudent
+
+N, K, REPS = 60, 3, 400  # n_train = 40 > p2 + 3: the slope has a finite variance
+N_TRAIN = N - N // K
+EXACT = dict(folds=K, ridge=0.0, intercept=False, standardise=False, bootstrap=100)
+
+
+def gaussian_model(kind: str):
+    """The CLI's example model with its optimal teacher (c < σ²: KD helps), or that teacher scaled
+    so that c = 2σ² (c is linear in w1): KD hurts, 2k(c − σ²) > 0."""
+    model = theory.factor_model(4, 4, teacher_noise=0.5, rank=2)
+    w1 = np.asarray(theory.optimal_teacher(model))
+    if kind == "hurts":
+        s = theory.kd_stats(model, w1)
+        w1 = w1 * 2 * float(s.sigma2) / float(s.c)
+    return model, w1
+
+
+def draw(model, w1, rng, n=N):
+    """x2 (n, p2), y (n,), t = x1 w1 (n,) from N(0, Σ)."""
+    z = rng.standard_normal((n, model.dim)) @ np.linalg.cholesky(model.cov).T
+    p1, p2 = model.p1, model.p2
+    return z[:, p1 : p1 + p2], z[:, -1], z[:, :p1] @ w1
+
+
+def z_score(values, expected):
+    values = np.asarray(values)
+    sem = values.std(0, ddof=1) / np.sqrt(len(values))
+    return (values.mean(0) - expected) / sem, sem
+
+
+@pytest.mark.parametrize("kind", ["helps", "hurts"])
+def test_mean_slope_is_the_theory_slope_at_the_training_size(kind):
+    model, w1 = gaussian_model(kind)
+    rng = np.random.default_rng(16)
+    slopes = [P.probe_slope(*draw(model, w1, rng), seed=r, **EXACT).slope for r in range(REPS)]
+    expected = float(theory.risk_slope_at_zero(model, w1, N_TRAIN))
+    z, sem = z_score(slopes, expected)
+    assert abs(z) < 4, (np.mean(slopes), expected, sem)
+    assert np.sign(expected) == (-1 if kind == "helps" else 1)
+    # The test can tell n_train from n (for the less noisy model): the slope at n is > 4 SEM away.
+    if kind == "helps":
+        assert abs(float(theory.risk_slope_at_zero(model, w1, N)) - expected) > 4 * sem
+
+
+def test_mean_curve_is_the_expected_risk_at_the_training_size():
+    model, w1 = gaussian_model("helps")
+    lams = np.array([0.25, 1.0, 4.0])
+    rng = np.random.default_rng(17)
+    curves = [P.probe_curve(*draw(model, w1, rng), lams=lams, seed=r, **EXACT) for r in range(REPS)]
+    grid = curves[0].lams  # 0 prepended
+    expected = np.asarray(theory.expected_risk(model, w1, grid, N_TRAIN))
+    z, _ = z_score([c.risk for c in curves], expected)
+    assert np.all(np.abs(z) < 4), z
+    # Gains R(0) − R(λ) are much less noisy than the risks: the sharper test.
+    z_gain, sem_gain = z_score([c.gain[1:] for c in curves], expected[0] - expected[1:])
+    assert np.all(np.abs(z_gain) < 4), z_gain
+    # …sharp enough to tell n_train from n: the gains at n are > 4 SEM away somewhere.
+    at_n = np.asarray(theory.expected_risk(model, w1, grid, N))
+    assert np.max(np.abs((at_n[0] - at_n[1:]) - (expected[0] - expected[1:])) / sem_gain) > 4
+
+
+def test_regression_slope_by_cg_is_the_closed_form():
+    # OLS: dŵ/dλ = ŵ_t − ŵ₀ (eq. 3), so s_j = −2(y_j − x_jᵀŵ₀)·x_jᵀ(ŵ_t − ŵ₀) on fold k's rows.
+    model, w1 = gaussian_model("helps")
+    x, y, t = draw(model, w1, np.random.default_rng(3))
+    res = P.probe_slope(x, y, t, seed=5, **EXACT)
+    fold = P.fold_assignment(N, K, seed=5)
+    expected = np.empty(N)
+    for k in range(K):
+        tr, own = fold != k, fold == k
+        w0, wt = (np.linalg.lstsq(x[tr], v[tr], rcond=None)[0] for v in (y, t))
+        expected[own] = -2 * (y[own] - x[own] @ w0) * (x[own] @ (wt - w0))
+    np.testing.assert_allclose(res.rows, expected, rtol=1e-9, atol=1e-12)
+    assert res.cg_residual < 1e-10 and res.grad_norm < 1e-10
+
+
+def test_row_losses_average_to_the_engine_losses():
+    rng = np.random.default_rng(0)
+    out, y, t = rng.standard_normal((7, 1)), rng.standard_normal(7), rng.standard_normal(7)
+    total = P.row_losses(out, y, t, 0.7, "regression", 1.0)[1].mean()
+    np.testing.assert_allclose(total, regression_kd_loss(out[:, 0], y, t, 0.7).total, rtol=1e-12)
+    s, tc, yc = rng.standard_normal((7, 3)), rng.standard_normal((7, 3)), rng.integers(0, 3, 7)
+    total = P.row_losses(s, yc, tc, 0.3, "classification", 2.0)[1].mean()
+    ref = classification_kd_loss(s, yc, tc, 0.3, 2.0).total
+    np.testing.assert_allclose(total, ref, rtol=1e-12)
+
+
+def classification_data(n=90, d=4, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    h = rng.standard_normal((n, d))
+    w = rng.standard_normal((d, c))
+    y = (h @ w + rng.gumbel(size=(n, c))).argmax(1)
+    return h, y, 0.8 * h @ w + rng.standard_normal((n, c))
+
+
+def test_logistic_slope_is_the_derivative_of_the_refitted_curve():
+    # The curve refits each fold's probe at λ = ε (to ‖∇L‖ <= 1e-10): gain(ε)/ε = −slope + O(ε).
+    # With ε = 1e-5 the O(ε) term and the fit error (≈ 1e-10/ε) are both ~1e-5 of the slope.
+    h, y, t = classification_data()
+    eps = 1e-5
+    kw = dict(temperature=2.0, folds=3, seed=1, bootstrap=100)
+    slope = P.probe_slope(h, y, t, **kw)
+    curve = P.probe_curve(h, y, t, lams=[eps], **kw)
+    assert slope.grad_norm < 1e-9 and slope.cg_residual < 1e-8
+    np.testing.assert_allclose(-curve.gain[1] / eps, slope.slope, rtol=1e-3)
+    assert abs(slope.slope) > 1e-3  # not a vacuous 0 = 0
+
+
+def test_student_slope_of_a_linear_student_is_the_closed_form():
+    model, w1 = gaussian_model("helps")
+    rng = np.random.default_rng(9)
+    (x, y, t), (xv, yv, _) = draw(model, w1, rng, 40), draw(model, w1, rng, 30)
+    student = LinearStudent()
+    w0, wt = (np.linalg.lstsq(x, v, rcond=None)[0] for v in (y, t))
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), student.init(jax.random.key(0), x))
+    params["params"]["head"]["kernel"] = jnp.asarray(w0[:, None])
+    res = P.student_slope(student, params, (x, y, t), (xv, yv), task="regression", damping=0.0)
+    expected = -2 * (yv - xv @ w0) * (xv @ (wt - w0))
+    np.testing.assert_allclose(res.rows, expected, rtol=1e-8, atol=1e-12)
+    assert res.ci[0] <= res.slope <= res.ci[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# cch predict
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("predict")
+    model, w1 = gaussian_model("helps")
+    x, y, t = draw(model, w1, np.random.default_rng(1), 200)
+    h, yc, tc = classification_data()
+    arrays = {"h": x, "y": y, "t": t, "hc": h, "yc": yc, "tc": tc, "short": t[:10]}
+    arrays["nan"] = np.where(np.arange(200) == 3, np.nan, t)
+    for name, a in arrays.items():
+        np.save(d / f"{name}.npy", a)
+    (d / "text.npy").write_text("not an array")
+    return d
+
+
+def run_cli(capsys, *argv):
+    code = main(["predict", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_regression_prints_slope_curve_and_verdict(capsys, files):
+    d = files
+    args = [
+        "--teacher-out",
+        d / "t.npy",
+        "--student-features",
+        d / "h.npy",
+        "--labels",
+        d / "y.npy",
+    ]
+    code, out, err = run_cli(capsys, *map(str, args))
+    assert code == 0, err
+    assert "slope dR/dλ at λ = 0" in out and "best λ on the grid" in out
+    verdict = out.split("verdict: ")[1].split()[0]
+    assert verdict in P.VERDICTS
+    code, out, _ = run_cli(capsys, *map(str, args), "--json")
+    res = json.loads(out)
+    ref = P.predict_probe(np.load(d / "h.npy"), np.load(d / "y.npy"), np.load(d / "t.npy"))
+    assert res["slope"]["verdict"] == verdict == ref.slope.verdict
+    np.testing.assert_allclose(res["slope"]["slope"], ref.slope.slope, rtol=1e-12)
+    assert res["curve"]["lam_star"] == ref.curve.lam_star
+
+
+def test_cli_classification_json(capsys, files):
+    d = files
+    code, out, err = run_cli(
+        capsys,
+        *("--teacher-out", str(d / "tc.npy"), "--student-features", str(d / "hc.npy")),
+        *("--labels", str(d / "yc.npy"), "--temperature", "2", "--folds", "3", "--seed", "1"),
+        *("--bootstrap", "100", "--no-curve", "--json"),
+    )
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["task"] == "classification" and res["curve"] is None
+    lo, hi = res["slope"]["ci"]
+    assert lo <= res["slope"]["slope"] <= hi
+    assert res["slope"]["verdict"] == P.verdict_of((lo, hi))
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        ({"--teacher-out": "short"}, ["--teacher-out", "(10,)", "(200,)"]),
+        ({"--teacher-out": "nan"}, ["--teacher-out", "non-finite"]),
+        ({"--teacher-out": "tc"}, ["--teacher-out", "(90, 3)"]),
+        ({"--labels": "y", "--teacher-out": "tc", "--student-features": "hc"}, ["--labels"]),
+        ({"--student-features": "text"}, ["--student-features", "not a .npy"]),
+        ({"--student-features": "missing"}, ["--student-features", "does not exist"]),
+        ({"--folds": "1"}, ["--folds=1", ">= 2"]),
+        ({"--folds": "500"}, ["--folds=500", "n=200"]),
+        ({"--temperature": "0"}, ["--temperature=0.0", "> 0"]),
+        ({"--ridge": "-1"}, ["--ridge=-1.0", ">= 0"]),
+        ({"--lams": "-0.5"}, ["--lams=[-0.5]", "[0, ∞)"]),
+        ({"--bootstrap": "10"}, ["--bootstrap=10", ">= 100"]),
+        ({"--seed": "-1"}, ["--seed=-1", ">= 0"]),
+        ({"--steps": "0"}, ["--steps=0", ">= 1"]),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(capsys, files, edit, fragments):
+    opts = {"--teacher-out": "t", "--student-features": "h", "--labels": "y"}
+    opts.update(edit)
+    argv = []
+    for k, v in opts.items():
+        argv += [
+            k,
+            str(files / f"{v}.npy")
+            if k in ("--teacher-out", "--student-features", "--labels")
+            else v,
+        ]
+    code, _, err = run_cli(
+        capsys, *argv, "--no-curve", "--bootstrap", opts.get("--bootstrap", "100")
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("cch predict: error:"), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+class TanhMLP(nn.Module):
+    """A smooth network (tanh: its Hessian exists everywhere) for the finite-difference check."""
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(1)(jnp.tanh(nn.Dense(2)(x)))
+
+
+def test_student_slope_of_a_network_is_the_derivative_of_its_refitted_risk():
+    # At an isolated minimum (11 parameters, 400 rows: the Hessian is positive definite there;
+    # L-BFGS to ‖∇L‖ <= 1e-10) the IFT slope equals the central difference
+    # [R_val(ŵ(ε)) − R_val(ŵ(−ε))]/2ε of students refitted from ŵ₀. The difference is O(ε²) and
+    # the refit error ≈ 1e-10/ε, both ≲ 1e-5 of the slope at ε = 1e-4: rtol 1e-4.
+    rng = np.random.default_rng(4)
+    x, xv = rng.standard_normal((400, 3)), rng.standard_normal((40, 3))
+    f = lambda a: np.sin(a @ np.array([1.0, -0.5, 0.3]))
+    y, yv = f(x) + 0.3 * rng.standard_normal(400), f(xv) + 0.3 * rng.standard_normal(40)
+    t = f(x) + 0.4 * x[:, 0] + 0.2 * rng.standard_normal(400)
+    model = TanhMLP()
+    p0 = jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(1), x))
+    loss = lambda p, lam: regression_kd_loss(model.apply(p, x)[:, 0], y, t, lam).total
+    val = lambda p: jnp.mean((yv - model.apply(p, xv)[:, 0]) ** 2)
+    fit = jax.jit(lambda p, lam: P.lbfgs_minimise(lambda q: loss(q, lam), p, 2000))
+    w0 = fit(p0, 0.0)
+    res = P.student_slope(model, w0, (x, y, t), (xv, yv), task="regression", damping=0.0)
+    assert res.grad_norm < 1e-9 and res.cg_residual < 1e-8, (res.grad_norm, res.cg_residual)
+    eps = 1e-4
+    fd = (val(fit(w0, eps)) - val(fit(w0, -eps))) / (2 * eps)
+    np.testing.assert_allclose(res.slope, fd, rtol=1e-4)
+    assert abs(fd) > 1e-4  # not a vacuous 0 = 0
+
+
+def test_validation_agreement_counts_by_hand():
+    from experiments.predict_validation import agreement, binomial_ci
+
+    # Three settings × 2 seeds: Δ helps (beyond 2 SEM), hurts (beyond), helps (not beyond).
+    delta = np.array([[1.0, 1.2], [-1.0, -1.1], [0.5, -0.1]])
+    pred_helps = np.array([True, True, True])
+    res = agreement(pred_helps, np.array([True, False, True]), delta)
+    assert res["all"]["agree"] == 2 and res["all"]["settings"] == 3
+    assert res["delta_beyond_2sem"] == {**res["delta_beyond_2sem"], "agree": 1, "settings": 2}
+    assert res["both_beyond_2sem"]["agree"] == 1 and res["both_beyond_2sem"]["settings"] == 1
+    # Clopper–Pearson for 0/n has the closed form (0, 1 − 0.025^(1/n)).
+    np.testing.assert_allclose(binomial_ci(0, 10), [0.0, 1 - 0.025 ** (1 / 10)], rtol=1e-9)
