@@ -23,7 +23,7 @@ def register(sub) -> None:
         help="does the Cross-modal Complementarity Hypothesis hold for my data?",
         description=(
             "Estimate I(H1; H2) (teacher vs student representations) and I(H2; Y) (student vs "
-            "labels) with 95%% intervals, their gap I(H1; H2) − I(H2; Y) with its interval, and the "
+            "labels) with 95% intervals, their gap I(H1; H2) − I(H2; Y) with its interval, and the "
             "CCH verdict: cch-holds (gap > 0), cch-fails (gap < 0) or inconclusive (the gap's "
             "interval contains 0). Integer labels use the mixed (Ross) estimator for I(H2; Y)."
         ),

@@ -37,7 +37,7 @@ def register(sub) -> None:
         help="estimate the mutual information I(X; Y) (nats) with an interval",
         description=(
             "Estimate I(X; Y) in nats from paired samples (rows of X and Y), with a standard "
-            "error and a 95%% interval. X, Y: .npy, .npz (choose the member with --key) or .csv, "
+            "error and a 95% interval. X, Y: .npy, .npz (choose the member with --key) or .csv, "
             "shape (n, d) or (n,). Integer-valued Y of shape (n,) in an integer array (or with "
             "--labels) is treated as class labels."
         ),

@@ -30,7 +30,13 @@ def register(sub) -> None:
     p.add_argument("--p1", type=int, help="teacher dimension p1 (p2 = size − p1 − 1)")
     p.add_argument("--w1", help="teacher weights .npy of shape (p1,); default Σ11⁻¹Σ1y")
     p.add_argument("--n", type=int, help="training-set size n (> p2 + 1)")
-    p.add_argument("--lam", type=float, nargs="+", default=[0.0, 0.2, 0.5, 1.0, 2.0])
+    p.add_argument(
+        "--lam",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.2, 0.5, 1.0, 2.0],
+        help="KD weights λ >= 0 at which to tabulate R(λ) (default 0 0.2 0.5 1 2)",
+    )
     p.add_argument("--example", action="store_true", help="use a built-in example model")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

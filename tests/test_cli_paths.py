@@ -1,0 +1,173 @@
+"""CLI paths the other tests do not take: a closed pipe in a plain environment, --version, help
+texts, verify --w1/--chunk-size, mi --labels/--subsets/--seed, check --key."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import theory
+from cch_jax.cli import build_parser
+from cch_jax.cli import main as cli
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_json(args, capsys):
+    capsys.readouterr()
+    rc = cli([*args, "--json"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
+def plain_env() -> dict:
+    """The environment of a normal shell: no PYTHONUNBUFFERED (stdout block-buffered in a pipe)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["CCH_NO_COMPILE_CACHE"] = "1"
+    return env
+
+
+def test_closed_pipe_is_not_an_error_in_a_plain_environment():
+    """`cch theory --example | head -0`: the reader is gone before cch writes. Buffered stdout
+    would fail at interpreter exit (exit 120, "Exception ignored … BrokenPipeError")."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cch_jax.cli", "theory", "--example"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=plain_env(),
+    )  # fmt: skip
+    proc.stdout.close()  # cch is still importing: its output meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == "", err
+
+
+def test_version_is_the_package_version(capsys):
+    want = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as info:
+        cli(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"cch {want}"
+
+
+def _subparsers():
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices
+
+
+def test_every_option_has_help_and_no_literal_percent_signs(capsys):
+    for name, sp in _subparsers().items():
+        for action in sp._actions:
+            assert action.help, (name, action.option_strings or action.dest)
+        with pytest.raises(SystemExit):
+            cli([name, "--help"])
+        out = capsys.readouterr().out
+        assert "%%" not in out, name
+
+
+# --------------------------------------------------------------------------- verify
+
+
+def test_verify_w1_is_the_teacher_and_chunk_size_keeps_the_numbers(tmp_path, capsys):
+    model = theory.factor_model(4, 4, teacher_noise=0.5, rank=2)  # the --example model
+    w1 = 0.5 * np.asarray(theory.optimal_teacher(model))
+    np.save(tmp_path / "w1.npy", w1)
+    args = ["--example", "--lam", "1.0", "--w1", str(tmp_path / "w1.npy")]
+    _, r = run_json(["verify", *args, "--seeds", "4", "--steps", "20"], capsys)
+    _, t = run_json(["theory", *args], capsys)
+    _, default = run_json(["theory", "--example", "--lam", "1.0"], capsys)
+    assert r["results"][0]["theory"] == pytest.approx(t["risk"][0], rel=1e-12)
+    assert t["risk"][0] != pytest.approx(default["risk"][0], rel=1e-6)  # w1 made a difference
+    # The same students in chunks of 3 and 1: the same numbers.
+    _, chunked = run_json(["verify", *args, "--seeds", "4", "--steps", "20", "--chunk-size", "3"],
+                          capsys)  # fmt: skip
+    for key in ("mean", "sem", "max_rel_weight_error"):
+        assert chunked["results"][0][key] == pytest.approx(r["results"][0][key], rel=1e-12), key
+
+
+# --------------------------------------------------------------------------- mi
+
+
+@pytest.fixture
+def labelled(tmp_path):
+    """x (n, 2) whose mean depends on a 3-class label y, saved with y as integral floats (CSV)."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    x = rng.standard_normal((600, 2)) + np.eye(3, 2)[y] * 1.5
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "y.csv", y.astype(float), delimiter=",")
+    np.save(tmp_path / "y_int.npy", y)
+    return tmp_path
+
+
+def test_mi_labels_flag_treats_float_labels_as_classes(labelled, capsys):
+    x = str(labelled / "x.npy")
+    _, as_float = run_json(["mi", x, str(labelled / "y.csv"), "--labels", "--estimator", "mixed"],
+                           capsys)  # fmt: skip
+    _, as_int = run_json(["mi", x, str(labelled / "y_int.npy"), "--estimator", "mixed"], capsys)
+    assert as_float == as_int and as_float["estimator"] == "mixed"
+    assert 0 < as_float["mi"] < np.log(3)  # I(X; Y) ≤ H(Y) ≤ log 3
+    assert cli(["mi", x, str(labelled / "x.npy"), "--labels", "--json"]) == 2  # not labels
+
+
+def test_mi_subsets_and_seed(labelled, capsys):
+    """The kNN interval uses t with subsets − 1 degrees of freedom; the seed moves the subsets
+    (hence the stderr) but not the full-sample estimate; the same seed repeats exactly."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(500)
+    np.save(labelled / "a.npy", a)
+    np.save(labelled / "b.npy", a + rng.standard_normal(500))
+    base = ["mi", str(labelled / "a.npy"), str(labelled / "b.npy")]
+    _, five = run_json([*base, "--subsets", "5"], capsys)
+    q = (five["ci"][1] - five["mi"]) / five["stderr"]
+    assert q == pytest.approx(stats.t.ppf(0.975, 4), rel=1e-9)
+    _, s0 = run_json([*base, "--seed", "0"], capsys)
+    _, s1 = run_json([*base, "--seed", "1"], capsys)
+    _, again = run_json([*base, "--seed", "1"], capsys)
+    assert s0["mi"] == s1["mi"] == five["mi"] and s0["stderr"] != s1["stderr"]
+    assert again == s1
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_key_reads_npz_members(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    h2 = rng.standard_normal((300, 2))
+    h1 = h2 + 0.5 * rng.standard_normal((300, 2))
+    y = (h2[:, 0] > 0).astype(np.int64)
+    for name, arr in (("h1", h1), ("h2", h2), ("y", y)):
+        np.save(tmp_path / f"{name}.npy", arr)
+        np.savez(tmp_path / f"{name}.npz", rep=arr, other=np.zeros(3))
+    npy = ["--teacher", "h1.npy", "--student", "h2.npy", "--labels", "y.npy"]
+    npz = ["--teacher", "h1.npz", "--student", "h2.npz", "--labels", "y.npz", "--key", "rep"]
+    fix = lambda args: [str(tmp_path / a) if a.endswith((".npy", ".npz")) else a for a in args]
+    _, a = run_json(["check", *fix(npy)], capsys)
+    _, b = run_json(["check", *fix(npz)], capsys)
+    assert a == b and a["mi_student_label"]["estimator"] == "mixed"  # integer labels → mixed
+    # Two members and no --key: a one-line user error, exit 2.
+    assert cli(["check", *fix(npz[:-2])]) == 2
+    assert "choose one with --key" in capsys.readouterr().err
+
+
+def test_check_label_estimator_is_used(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    h2 = rng.standard_normal(400)
+    np.save(tmp_path / "h1.npy", h2 + rng.standard_normal(400))
+    np.save(tmp_path / "h2.npy", h2)
+    np.save(tmp_path / "y.npy", h2 + 2 * rng.standard_normal(400))
+    args = ["check", "--teacher", str(tmp_path / "h1.npy"), "--student", str(tmp_path / "h2.npy"),
+            "--labels", str(tmp_path / "y.npy")]  # fmt: skip
+    _, r = run_json([*args, "--label-estimator", "gaussian"], capsys)
+    assert r["mi_student_label"]["estimator"] == "gaussian"
+    assert r["mi_teacher_student"]["estimator"] == "ksg"
+    true_sy = -0.5 * np.log(1 - 1 / 5)  # ρ² = 1/(1 + 4)
+    lo, hi = r["mi_student_label"]["ci"]
+    assert lo - 0.05 < true_sy < hi + 0.05
