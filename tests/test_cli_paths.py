@@ -11,6 +11,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from scipy import stats
@@ -171,3 +172,12 @@ def test_check_label_estimator_is_used(tmp_path, capsys):
     true_sy = -0.5 * np.log(1 - 1 / 5)  # ρ² = 1/(1 + 4)
     lo, hi = r["mi_student_label"]["ci"]
     assert lo - 0.05 < true_sy < hi + 0.05
+
+
+def test_readme_cov_example_is_the_documented_recipe(capsys):
+    """README's `cch theory --cov cov.npy` example: the shipped file is what its recipe makes."""
+    path = ROOT / "docs" / "examples" / "cov_4_4.npy"
+    model = theory.random_model(jax.random.key(0), 4, 4)
+    np.testing.assert_allclose(np.load(path), model.cov, rtol=1e-12)
+    rc, r = run_json(["theory", "--cov", str(path), "--p1", "4", "--n", "40"], capsys)
+    assert rc == 0 and r["p2"] == 4
