@@ -26,10 +26,10 @@ test: $(STAMP) lint
 
 # Mutation testing (docs/testing.md): not part of `make test`. Installs mutmut on demand; the files
 # and tests it covers are in pyproject.toml [tool.mutmut]; MUTANTS selects mutants by name
-# (e.g. MUTANTS='theory.verdicts*'). Results: `.venv/bin/mutmut results`, `mutmut show NAME`.
+# (e.g. MUTANTS='theory.risk*'). Results: `.venv/bin/mutmut results`, `mutmut show NAME`.
 MUTANTS ?=
 mutate: $(STAMP)
-	$(BIN)/python -c "import mutmut" 2>/dev/null || $(BIN)/python -m pip install -q 'mutmut>=3.3,<4'
+	$(BIN)/python -m pip install -q 'mutmut>=3.8.1,<4'
 	rm -rf mutants
 	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	$(BIN)/mutmut results

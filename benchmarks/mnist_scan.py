@@ -13,7 +13,7 @@ For S students (default 1, 16, 64, 256, 1024; `--quick`: 1, 4, 16 with fewer ste
   vmapped     the engine's compiled chunk function (`cch_jax.scan.make_chunk_fn`, what `run_scan`
               calls) on one chunk of S runs (`--vmap-size k`: k runs vectorised at a time, the
               blocks looped inside the program; k = 1 is the CPU setting, see BENCHMARKS.md);
-  sequential  `jax.jit(make_train_with_data(config))` once per student in a Python loop
+  sequential  `jax.jit(make_train(config))` once per student in a Python loop
               (each call blocked; min(S, --seq-max) students timed: the rate does not depend on S).
 
 Images/s per student = steps·batch / seconds per student; total = S times that. Compile time is
@@ -60,7 +60,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cch_jax.scan import environment, make_chunk_fn  # noqa: E402
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data  # noqa: E402
+from cch_jax.train import ArrayData, TrainConfig, make_train  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from scan_throughput import (  # noqa: E402
@@ -162,7 +162,7 @@ def measure_peak(args, students: int) -> dict:
 
 
 def time_sequential(config, data, students: int, min_time: float) -> dict:
-    single = jax.jit(make_train_with_data(config, data))
+    single = jax.jit(make_train(config, data))
     keys = [jax.random.key(i) for i in range(students)]
     scalars = [jnp.asarray(v, jnp.result_type(float)) for v in (LAM, TEMPERATURE, LR)]
     t0 = time.perf_counter()

@@ -10,7 +10,7 @@ Linear KD students on Gaussian regression: n = 10000 training rows, p = 100 stud
                  that `run_scan` calls), over ceil(S / chunk) chunks, generic per-sample loss
                  (`fast_path=False`); with `--vmap-size k`, vectorised k runs at a time inside
                  each chunk (run_scan's `vmap_size`);
-  (b) sequential the same single-student trainer, `jax.jit(make_train_with_data(config))`, called
+  (b) sequential the same single-student trainer, `jax.jit(make_train(config))`, called
                  once per student in a Python loop, each call blocked before the next. Its rate
                  does not depend on S, so it is measured once per data mode and path, on
                  min(largest S, --seq-max) students, and reused for every S;
@@ -22,7 +22,7 @@ Two data modes (`--data`):
   gaussian  `GaussianSource`: every run draws its OWN training set from its key inside the run
             (seeds = training sets, as `cch verify` and the theory's expectation need). Sampling is
             therefore INCLUDED in (a), (b) and (c) alike; its cost alone is measured too
-            (`sampling_s_per_student`, a vmapped `gaussian_training_set`). The fast path is used
+            (`sampling_s_per_student`, a vmapped `training_set`). The fast path is used
             (it is exact up to rounding): one O(n·p²) pass per run, then O(p²) per step.
   shared    `ArrayData`: one Gaussian training set, drawn once before any timing and shared by all
             runs (a λ × lr × init scan on one data set). Sampling is EXCLUDED from (a), (b), (c).
@@ -71,8 +71,8 @@ from cch_jax.train import (
     ArrayData,
     GaussianSource,
     TrainConfig,
-    gaussian_training_set,
-    make_train_with_data,
+    make_train,
+    training_set,
 )
 
 STUDENTS = (1, 16, 256, 1024, 4096, 16384)
@@ -171,7 +171,7 @@ def time_vmapped(
 
 def time_sequential(config: TrainConfig, data, students: int, min_time: float) -> dict:
     """(b): one jitted single-student run per student, in a Python loop. Seconds per student."""
-    single = jax.jit(make_train_with_data(config, data))
+    single = jax.jit(make_train(config, data))
     keys = [jax.random.key(i) for i in range(students)]
     dtype = jnp.result_type(float)
     scalars = [jnp.asarray(v, dtype) for v in (LAM, TEMPERATURE, LR)]
@@ -188,7 +188,7 @@ def time_sampling(source: GaussianSource, students: int, chunk: int, min_time: f
     """Seconds per student of drawing the Gaussian training sets alone (vmapped, one chunk)."""
     size = min(chunk, students)
     draw = jax.jit(
-        jax.vmap(lambda s: gaussian_training_set(source, jax.random.key(s)))
+        jax.vmap(lambda s: training_set(source, None, jax.random.key(s)))
     )  # the same draws a run makes (same key splits)
     seeds = jnp.arange(size, dtype=jnp.int32)
     compiled = draw.lower(seeds).compile()
@@ -243,7 +243,7 @@ def measure(mode: str, args, model, students: int, seq_cache: dict) -> dict:
     if mode == "gaussian":
         base, data = TrainConfig(data=source, steps=steps, eval_every=steps, **kw), None
     else:
-        x2, y, t = gaussian_training_set(source, jax.random.key(10**6))
+        x2, y, t = training_set(source, None, jax.random.key(10**6))
         data = jax.device_put(ArrayData(x2, y, t, x2[:1000], y[:1000]))
         base = TrainConfig(steps=steps, eval_every=steps, **kw)
     row = {"data": mode, "students": students, "chunk": min(args.chunk_size, students)}

@@ -25,8 +25,12 @@ def _flatten(x):
 class LinearStudent(nn.Module):
     """f(x) = xᵀW (+ b), W of shape (prod(input dims), out). Features H = the flattened input.
 
-    precision: of the product xᵀW. "highest" (default): true float32 on GPUs, whose default for
-    float32 is TF32 (a 10-bit mantissa, ~1e-3 relative: too coarse to compare with the theory).
+    precision: of the product xᵀW. "highest" (default): true float32. NVIDIA GPUs compute float32
+    products in TF32 by default (a 10-bit mantissa, ~1e-3 relative), too coarse to compare with the
+    theory: at that default the closed-form ŵ(λ) came out 3e-3 (relative) off float32 students.
+    So every product that is compared with the theory runs at "highest": this one, the Gaussian
+    sampler, the teacher t = x1 w1, the fast path's moments, the exact risk and ŵ(λ)
+    (`cch_jax._base.hi`, `theory._x64.hi`; tests/test_train.py inspects a whole run).
     None: XLA's default (TF32 on NVIDIA GPUs; the same as "highest" on CPU): faster on a GPU, for
     scans that do not need theory-grade agreement (`model_kwargs={"precision": None}`).
     """
@@ -115,11 +119,14 @@ def make_model(kind, **kwargs) -> nn.Module:
 
 
 def linear_weights(params):
-    """The weight vector w of shape (p,) of a LinearStudent with out=1 (its Dense kernel)."""
-    return params["params"]["head"]["kernel"][:, 0]
+    """The weight vector w (..., p) of a LinearStudent with out=1 (its Dense kernel (..., p, 1));
+    leading axes are runs of a scan."""
+    return params["params"]["head"]["kernel"][..., 0]
 
 
 def linear_bias(params):
-    """The bias b (scalar) of a LinearStudent with out=1, 0 without bias."""
+    """The bias b (...) of a LinearStudent with out=1, 0 without bias."""
     head = params["params"]["head"]
-    return head["bias"][0] if "bias" in head else jnp.zeros((), head["kernel"].dtype)
+    if "bias" in head:
+        return head["bias"][..., 0]
+    return jnp.zeros(head["kernel"].shape[:-2], head["kernel"].dtype)

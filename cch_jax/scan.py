@@ -11,10 +11,13 @@ How it runs
     changes: one trace and one compile per scan, whatever the grid size.
   * With several local devices the chunk's run axis is sharded over a 1-d Mesh ("runs") with
     NamedSharding (padded to a multiple of the device count); fixed data arrays are replicated.
-  * With `out=DIR`: a manifest DIR/scan.json, each finished chunk saved atomically as
-    DIR/chunks/chunk_NNNNN.npz, and at the end DIR/results.npz + DIR/results.json (config,
-    versions, device, seeds). A rerun with the same DIR and the same scan resumes after the last
-    saved chunk and gives the same numbers; a finished DIR is just loaded.
+  * With `out=DIR` a `cch_jax.results.ScanStore` owns the folder: a manifest DIR/scan.json, each
+    finished chunk saved atomically as DIR/chunks/chunk_NNNNN.npz, and at the end
+    DIR/results.npz + DIR/results.json (config, versions, device, seeds). A rerun with the same
+    DIR and the same scan resumes after the last saved chunk and gives the same numbers; a
+    finished DIR is just loaded. A folder holding anything else is refused.
+  * Before any work: the grid, the data (shapes, finite values, label range) and the size (the
+    results and one Gaussian run must fit in the memory budget; chunks shrink to fit it).
   * `process_index`/`process_count` split the chunks between processes (multi-host: see
     docs/engine.md): process p computes chunks p, p + P, …; whoever finds all chunks merges.
 
@@ -26,11 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
-import shutil
+import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import jax
@@ -39,19 +41,18 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from cch_jax.data.arrays import check_arrays
 from cch_jax.progress import Progress
 from cch_jax.results import (
     AXES,
     GRID_AXES,
     ScanResult,
-    flatten_tree,
-    load_scan,
-    save_json,
-    save_npz,
-    save_scan,
+    ScanStore,
+    environment,
+    result_arrays,
     unflatten_tree,
 )
-from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train_with_data
+from cch_jax.train import ArrayData, Metrics, TrainConfig, TrainResult, make_train
 
 MAX_SEED = 2**31 - 1
 
@@ -138,7 +139,7 @@ def clear_cache() -> None:
 
 
 def _chunk_fn(config: TrainConfig, data, vmap_size: int | None = None):
-    train = make_train_with_data(config, data)
+    train = make_train(config, data)
 
     def run_chunk(data, seeds, lams, temperatures, learning_rates) -> TrainResult:
         keys = jax.vmap(jax.random.key)(seeds)
@@ -186,49 +187,7 @@ def _fingerprint(
     return h.hexdigest()[:16]
 
 
-def environment() -> dict:
-    """Versions and device for the results sidecar."""
-    import flax
-    import optax
-
-    import cch_jax
-
-    dev = jax.devices()[0]
-    return {
-        "versions": {
-            "cch": cch_jax.__version__,
-            "jax": jax.__version__,
-            "jaxlib": getattr(jax.lib, "__version__", None) or jax.__version__,
-            "flax": flax.__version__,
-            "optax": optax.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
-        "device": {
-            "platform": dev.platform,
-            "kind": dev.device_kind,
-            "local_device_count": jax.local_device_count(),
-            "process_count": jax.process_count(),
-        },
-        "x64": bool(jax.config.jax_enable_x64),
-    }
-
-
-def _chunk_path(out: Path, i: int) -> Path:
-    return out / "chunks" / f"chunk_{i:05d}.npz"
-
-
-def _save_chunk(path: Path, res: TrainResult, keep_params: bool) -> None:
-    arrays = {"diverged": res.diverged}
-    arrays.update({f"metrics/{k}": v for k, v in res.metrics._asdict().items()})
-    if keep_params:
-        arrays.update(flatten_tree(res.params, "params"))
-    save_npz(path, arrays)
-
-
-def _load_chunk(path: Path) -> TrainResult:
-    with np.load(path) as z:
-        flat = {k: z[k] for k in z.files}
+def _chunk_result(flat: dict) -> TrainResult:
     metrics = Metrics(**{k: flat[f"metrics/{k}"] for k in Metrics._fields})
     return TrainResult(unflatten_tree(flat, "params"), metrics, flat["diverged"])
 
@@ -236,6 +195,73 @@ def _load_chunk(path: Path) -> TrainResult:
 def _pad(x: np.ndarray, size: int) -> np.ndarray:
     """Pad the run axis to `size` with copies of the last run (finite, and dropped afterwards)."""
     return np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)]) if len(x) < size else x
+
+
+def default_memory_budget() -> int:
+    """Bytes a scan may plan for by default: 80% of the first device's memory limit (GPU/TPU),
+    or half the machine's physical memory (CPU)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    if "bytes_limit" in stats:
+        return int(0.8 * stats["bytes_limit"])
+    try:
+        return int(0.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # no sysconf: assume 8 GB
+        return 8 * 2**30
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.3g} GB"
+
+
+def plan_chunks(config: TrainConfig, shape: Sequence[int], chunk_size: int, budget: int) -> int:
+    """Runs per chunk: `chunk_size`, fewer when a chunk of them would not fit in `budget` bytes.
+
+    shape: the grid's lengths (lam, temperature, learning_rate, seed). Refuses (ValueError, before
+    any work) a scan whose results alone exceed the budget, and a Gaussian run whose training set
+    alone does. The estimates are lower bounds: results count the metrics and the grid (params
+    come on top), a Gaussian run its sample x1, x2, y three times over.
+    """
+    n_runs = math.prod(shape)
+    itemsize = np.dtype(jnp.result_type(float)).itemsize
+    per_run = (4 * len(config.eval_steps) + 4) * itemsize + 1  # metrics, the grid, diverged
+    if n_runs * per_run > budget:
+        raise ValueError(
+            f"the grid lam × temperature × learning_rate × seed = "
+            f"{' × '.join(map(str, shape))} = {n_runs} runs needs {_gb(n_runs * per_run)} for its "
+            f"results alone, more than the memory budget of {_gb(budget)} (memory_budget)"
+        )
+    source = config.data
+    if getattr(source, "model", None) is None:  # fixed arrays: shared by the runs of a chunk
+        return min(chunk_size, n_runs)
+    model = source.model
+    sample = 3 * source.n * (model.p1 + model.p2 + 1) * itemsize
+    if sample > budget:
+        raise ValueError(
+            f"data.n={source.n}: one training set of n × (p1 + p2 + 1) = {source.n} × "
+            f"{model.p1 + model.p2 + 1} values needs about {_gb(sample)} to train on, more than "
+            f"the memory budget of {_gb(budget)}"
+        )
+    return max(1, min(chunk_size, n_runs, budget // sample))
+
+
+def _run_chunks(
+    chunk_fn, data, grid: dict, todo: Sequence[int], chunk: int, padded: int, sharding
+) -> Iterator[tuple[int, TrainResult]]:
+    """The chunk loop: for each chunk index in `todo`, (index, its TrainResult) as numpy arrays.
+
+    Chunk i holds runs [i·chunk, (i + 1)·chunk) of the flattened grid, padded to `padded` runs (so
+    every call has one shape, hence one program) and cut back after the call.
+    """
+    n_runs = len(grid["seed"])
+    dtype = jnp.result_type(float)
+    for i in todo:
+        lo, hi = i * chunk, min((i + 1) * chunk, n_runs)
+        inputs = [
+            _pad(grid["seed"][lo:hi].astype(np.int32), padded),
+            *(_pad(grid[a][lo:hi].astype(dtype), padded) for a in GRID_AXES[:3]),
+        ]
+        res = chunk_fn(data, *(jax.device_put(x, sharding) for x in inputs))
+        yield i, jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], jax.device_get(res))
 
 
 def run_scan(
@@ -254,6 +280,7 @@ def run_scan(
     devices: Sequence | None = None,
     process_index: int = 0,
     process_count: int = 1,
+    memory_budget: int | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> ScanResult | None:
     """Train every run of the grid lams × temperatures × learning_rates × seeds.
@@ -261,46 +288,58 @@ def run_scan(
     Args:
       config: the TrainConfig (data source, student, steps, optimiser, …).
       lams, temperatures, seeds, learning_rates: the swept values (1-d); seeds distinct ints.
-      data: fixed ArrayData if not in the config.
+      data: fixed ArrayData if not in the config (validated: finite values, labels in [0, C)).
       chunk_size: runs per compiled call (memory ∝ chunk_size; 10⁵ linear students → a few
-        chunks; CNN students: a few hundred per chunk on a GPU).
+        chunks; CNN students: a few hundred per chunk on a GPU). Lowered when a chunk of Gaussian
+        runs would not fit in the memory budget.
       vmap_size: vectorise this many runs at a time within a chunk, looping over the blocks inside
         the compiled program (None: the whole chunk). A CPU option: small blocks stay in cache, and
         1 for CNN students (vmapped convolutions are slow on XLA CPU). One device only. The chunk
         is padded to a multiple of it.
-      out: directory for chunk files and the final results.npz/.json (resumable); None: memory only.
+      out: folder for chunk files and the final results.npz/.json (resumable; `ScanStore`): new,
+        empty, or holding this very scan; None: memory only.
       keep_params: also return/save the final params of every run (False for large models).
       progress: progress bar on stderr; None = only when stderr is a terminal.
       devices: devices to shard the run axis over (default: all local devices).
       process_index, process_count: compute only chunks i with i % process_count == process_index.
+      memory_budget: bytes the scan may plan for (default `default_memory_budget()`); a scan whose
+        results or single run cannot fit is refused before any work (`plan_chunks`).
       on_chunk: called as on_chunk(i, n_chunks) after chunk i is finished (and saved).
 
     Returns:
       ScanResult with axes (lam, temperature, learning_rate, seed, step); None when this process
       computed its share of a split scan but other processes' chunks are still missing.
     """
+    # Validate everything before any work.
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
+        raise TypeError(f"chunk_size={chunk_size!r} must be an integer")
     if chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be >= 1")
     if not 0 <= process_index < process_count:
         raise ValueError(
             f"process_index={process_index} must lie in [0, process_count={process_count})"
         )
-    n_devices = len(jax.local_devices() if devices is None else devices)
-    if vmap_size is not None and n_devices > 1:
+    devices = list(jax.local_devices() if devices is None else devices)
+    if vmap_size is not None and len(devices) > 1:
         raise ValueError(
-            f"vmap_size={vmap_size} needs one device (got {n_devices}): its blocks are a "
+            f"vmap_size={vmap_size} needs one device (got {len(devices)}): its blocks are a "
             "sequential loop, which cannot run over a sharded run axis"
         )
+    # The size first: a grid of 10⁹ seeds is refused before it is sorted for duplicates.
+    shape = tuple(int(np.size(v)) for v in (lams, temperatures, learning_rates, seeds))
+    budget = default_memory_budget() if memory_budget is None else int(memory_budget)
+    chunk = plan_chunks(config, shape, chunk_size, budget)
     lams, temperatures, seeds, learning_rates = check_grid(
         config, lams, temperatures, seeds, learning_rates
     )
     data = (
         data if data is not None else (config.data if isinstance(config.data, ArrayData) else None)
     )
-    chunk_fn = make_chunk_fn(config, data, vmap_size=vmap_size)  # validates before any work
+    chunk_fn = make_chunk_fn(config, data, vmap_size=vmap_size)  # checks the data's shapes
+    if data is not None:
+        check_arrays(data, config.task)
+    n_runs = math.prod(shape)
     grid = grid_runs(lams, temperatures, learning_rates, seeds)
-    n_runs = len(grid["seed"])
-    chunk = min(chunk_size, n_runs)
     n_chunks = math.ceil(n_runs / chunk)
     coords = (
         ("lam", tuple(lams.tolist())),
@@ -309,7 +348,6 @@ def run_scan(
         ("seed", tuple(seeds.tolist())),
         ("step", tuple(config.eval_steps.tolist())),
     )
-    shape = tuple(len(v) for _, v in coords[:4])
     meta = {
         "config": config.to_dict(),
         "seeds": seeds.tolist(),
@@ -320,72 +358,50 @@ def run_scan(
         **environment(),
     }
 
-    out = None if out is None else Path(out)
-    if out is not None:
-        done = _finished(out, meta["fingerprint"])
-        if done is not None:
-            return done
-        manifest = out / "scan.json"
-        if manifest.exists():
-            old = json.loads(manifest.read_text()).get("fingerprint")
-            if old != meta["fingerprint"]:
-                raise ValueError(
-                    f"out={str(out)!r} holds a different scan (fingerprint {old}, this one "
-                    f"{meta['fingerprint']}): use another directory or delete it"
-                )
-        else:
-            save_json(manifest, meta)
+    # The folder: this scan's, or refused; a finished scan is just loaded.
+    store = None if out is None else ScanStore(out, meta)
+    if store is not None and (done := store.finished()) is not None:
+        return done
 
-    devices = list(jax.local_devices() if devices is None else devices)
-    meta["run_axis_devices"] = len(devices)
+    # The chunks: this process's share, loaded where saved, computed where not.
+    rows = lambda i: min(chunk, n_runs - i * chunk)
+    mine = [i for i in range(n_chunks) if i % process_count == process_index]
+    results = {}
+    for i in mine:
+        flat = None if store is None else store.load_chunk(i, rows(i))
+        if flat is not None:
+            results[i] = _chunk_result(flat)
+    todo = [i for i in mine if i not in results]
     step = len(devices) if vmap_size is None else min(vmap_size, chunk)
-    padded = step * math.ceil(chunk / step)
     run_sharding, data_sharding = shardings(devices)
-    dtype = jnp.result_type(float)
     if data is not None:
         data = jax.device_put(data, data_sharding)
-
-    if progress is None:
-        progress = sys.stderr.isatty()
-    mine = [i for i in range(n_chunks) if i % process_count == process_index]
-    bar = Progress(len(mine), desc="scan", enabled=progress)
+    bar = Progress(
+        len(mine), desc="scan", enabled=sys.stderr.isatty() if progress is None else progress
+    )
+    for _ in results:
+        bar.update(skipped=True)
     start = time.perf_counter()
-    results: dict[int, TrainResult] = {}
-    for i in mine:
-        path = None if out is None else _chunk_path(out, i)
-        if path is not None and path.exists():
-            results[i] = _load_chunk(path)
-            bar.update(skipped=True)
-            continue
-        lo, hi = i * chunk, min((i + 1) * chunk, n_runs)
-        inputs = [
-            _pad(grid["seed"][lo:hi].astype(np.int32), padded),
-            *(_pad(grid[a][lo:hi].astype(dtype), padded) for a in GRID_AXES[:3]),
-        ]
-        inputs = [jax.device_put(x, run_sharding) for x in inputs]
-        res = jax.device_get(chunk_fn(data, *inputs))
-        res = jax.tree.map(lambda x, n=hi - lo: np.asarray(x)[:n], res)
+    padded = step * math.ceil(chunk / step)
+    for i, res in _run_chunks(chunk_fn, data, grid, todo, chunk, padded, run_sharding):
         if not keep_params:
             res = res._replace(params=None)
-        if path is not None:
-            _save_chunk(path, res, keep_params)
+        if store is not None:
+            store.save_chunk(i, result_arrays(res))
         results[i] = res
         bar.update()
         if on_chunk is not None:
             on_chunk(i, n_chunks)
     bar.close()
 
-    if len(results) < n_chunks:  # a split scan: merge only once every chunk exists
-        if out is None:
-            return None
-        for i in range(n_chunks):
-            if i not in results:
-                if not _chunk_path(out, i).exists():
-                    return None
-                results[i] = _load_chunk(_chunk_path(out, i))
-
-    parts = [results[i] for i in range(n_chunks)]
-    merged = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+    # Merge once every chunk exists (a split scan: other processes' chunks come from the files).
+    for i in range(n_chunks):
+        if i not in results:
+            flat = None if store is None else store.load_chunk(i, rows(i))
+            if flat is None:
+                return None if store is None else store.finished()
+            results[i] = _chunk_result(flat)
+    merged = jax.tree.map(lambda *xs: np.concatenate(xs), *(results[i] for i in range(n_chunks)))
     grid_shape = lambda x: x.reshape(shape + x.shape[1:])
     result = ScanResult(
         params=jax.tree.map(grid_shape, merged.params) if keep_params else None,
@@ -394,18 +410,11 @@ def run_scan(
         axes=AXES,
         coords=coords,
     )
-    if out is not None:
-        meta["wall_seconds_last_session"] = time.perf_counter() - start
-        save_scan(result, out / "results.npz", meta)
-        shutil.rmtree(out / "chunks", ignore_errors=True)
+    if store is not None:
+        store.finish(
+            result,
+            n_chunks,
+            run_axis_devices=len(devices),
+            wall_seconds_last_session=time.perf_counter() - start,
+        )
     return result
-
-
-def _finished(out: Path, fingerprint: str) -> ScanResult | None:
-    """The saved result in `out` if it is this very scan, else None."""
-    sidecar = out / "results.json"
-    if not (sidecar.exists() and (out / "results.npz").exists()):
-        return None
-    if json.loads(sidecar.read_text()).get("fingerprint") != fingerprint:
-        return None
-    return load_scan(out / "results.npz")[0]

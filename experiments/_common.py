@@ -10,26 +10,27 @@ import numpy as np
 
 from cch_jax.results import save_json, save_npz
 
-ROOT = Path(__file__).resolve().parent.parent
+# Outputs go under the current directory (or where --out/--figures say), never next to the
+# installed package: an installed package may be read-only, and is no place for a user's results.
 
 
 def results_dir(name: str, out=None, quick: bool = False) -> Path:
-    """results/<name> (results/quick/<name> for --quick) unless `out` is given."""
+    """./results/<name> (./results/quick/<name> for --quick) unless `out` is given."""
     if out is not None:
         return Path(out) / name
-    return ROOT / "results" / ("quick" if quick else "") / name
+    return Path.cwd() / "results" / ("quick" if quick else "") / name
 
 
 def figures_dir(figures=None, quick: bool = False) -> Path:
-    """figures/ for full-size runs, figures/quick/ for --quick (never overwrites full-size)."""
+    """./figures/ for full-size runs, ./figures/quick/ for --quick (never overwrites full-size)."""
     if figures is not None:
         return Path(figures)
-    return ROOT / "figures" / ("quick" if quick else "")
+    return Path.cwd() / "figures" / ("quick" if quick else "")
 
 
 def environment() -> dict:
-    """Versions, device and date, recorded beside every result (cch_jax.scan.environment + date)."""
-    from cch_jax.scan import environment as scan_environment
+    """Versions, device and date, recorded beside every result (results.environment + date)."""
+    from cch_jax.results import environment as scan_environment
 
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return {"date": date, **scan_environment()}

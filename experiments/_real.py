@@ -10,7 +10,7 @@ import numpy as np
 
 from cch_jax.mi import estimate
 from cch_jax.models import make_model
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+from cch_jax.train import ArrayData, TrainConfig, make_train
 
 # ---------------------------------------------------------------------------------------------
 # Shared by the real-data experiments (multiview, omics, mnist_m).
@@ -142,11 +142,15 @@ def tally_line(t: dict) -> str:
 def mlp_config(cfg, n_classes: int) -> TrainConfig:
     """The MLP (one hidden ReLU layer of cfg["hidden"]) used for teachers and students alike."""
     return TrainConfig(
-        task="classification", model="mlp",
+        task="classification",
+        model="mlp",
         model_kwargs={"hidden": (int(cfg["hidden"]),), "out": n_classes},
-        steps=cfg["steps"], eval_every=cfg["steps"], optimizer="adam", schedule="cosine",
+        steps=cfg["steps"],
+        eval_every=cfg["steps"],
+        optimizer="adam",
+        schedule="cosine",
         batch_size=cfg["batch_size"],
-    )  # fmt: skip
+    )
 
 
 def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):
@@ -157,7 +161,7 @@ def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float)
                                  lams, temps (G,) → results with axes (S, P, G).
     features(params, x) / logits(params, x): vmapped over a leading run axis of both (eager).
     """
-    train = make_train_with_data(config, template)
+    train = make_train(config, template)
     lr = learning_rate
     single = jax.jit(jax.vmap(lambda d, key: train(d, key, 0.0, 1.0, lr)))
 

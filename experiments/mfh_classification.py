@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtr
 
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+from cch_jax.train import ArrayData, TrainConfig, make_train
 from experiments._common import (
     figures_dir,
     load_results,
@@ -36,9 +36,15 @@ from experiments._common import (
 NAME = "mfh_classification"
 D_LATENT, D_STUDENT, D_TEACHER, WINDOW = 20, 50, 25, 10
 CONFIG = dict(
-    overlaps=(0, 2, 4, 6, 8, 10), lams=(0.2, 0.3, 0.5, 0.7, 0.8), temperatures=(1.0, 2.0, 3.0, 4.0),
-    seeds=20, n_train=200, n_test=1000, steps=500, learning_rate=0.05,
-)  # fmt: skip
+    overlaps=(0, 2, 4, 6, 8, 10),
+    lams=(0.2, 0.3, 0.5, 0.7, 0.8),
+    temperatures=(1.0, 2.0, 3.0, 4.0),
+    seeds=20,
+    n_train=200,
+    n_test=1000,
+    steps=500,
+    learning_rate=0.05,
+)
 QUICK = dict(seeds=10, steps=300)
 
 
@@ -91,9 +97,13 @@ def gaussian_mi_gap(w1, w2, a, overlap):
 
 def _config(cfg):
     return TrainConfig(
-        task="classification", model="linear", model_kwargs={"out": 2, "use_bias": True},
-        steps=cfg["steps"], eval_every=cfg["steps"], optimizer="adam",
-    )  # fmt: skip
+        task="classification",
+        model="linear",
+        model_kwargs={"out": 2, "use_bias": True},
+        steps=cfg["steps"],
+        eval_every=cfg["steps"],
+        optimizer="adam",
+    )
 
 
 def make_runners(cfg):
@@ -103,10 +113,10 @@ def make_runners(cfg):
     config, lr = _config(cfg), cfg["learning_rate"]
     f32 = lambda *shape: jnp.zeros(shape, jnp.float32)
     i32 = lambda *shape: jnp.zeros(shape, jnp.int32)
-    t_train = make_train_with_data(
+    t_train = make_train(
         config, ArrayData(f32(n, D_TEACHER), i32(n), f32(n, 2), f32(m, D_TEACHER), i32(m))
     )
-    s_train = make_train_with_data(
+    s_train = make_train(
         config, ArrayData(f32(n, D_STUDENT), i32(n), f32(n, 2), f32(m, D_STUDENT), i32(m))
     )
     teachers = jax.jit(jax.vmap(lambda d, key: t_train(d, key, 0.0, 1.0, lr)))
@@ -140,9 +150,11 @@ def run_overlap(overlap, cfg, key, runners):
     lams = np.array([0.0, *cfg["lams"]])
     grid_l, grid_t = (g.ravel() for g in np.meshgrid(lams, cfg["temperatures"], indexing="ij"))
     students = students_fn(
-        ArrayData(x2_tr, y_tr, t_logits, x2_te, y_te), keys, jnp.asarray(grid_l),
+        ArrayData(x2_tr, y_tr, t_logits, x2_te, y_te),
+        keys,
+        jnp.asarray(grid_l),
         jnp.asarray(grid_t),
-    )  # fmt: skip
+    )
     acc = np.asarray(students.metrics.test[..., -1]).reshape(S, len(lams), -1)  # (S, λ, T)
     w_s = logit_direction(students.params).reshape(S, len(lams), -1, D_STUDENT)[:, 0, 0]
     mi = np.array([gaussian_mi_gap(w_t[s], w_s[s], a[s], overlap) for s in range(S)])
@@ -163,14 +175,21 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         arrays.update({f"o{overlap}/{k}": v for k, v in r.items()})
         d_acc = r["student_acc"][:, 1:] - r["student_acc"][:, :1]
         gap = r["mi_teacher_student"] - r["mi_student_label"]
-        summary.append({
-            "overlap": overlap, "teacher_acc": float(r["teacher_acc"].mean()),
-            "student_acc_no_kd": float(r["student_acc"][:, 0, 0].mean()),
-            "delta_acc_mean": float(d_acc.mean()), "gap_mean": float(gap.mean()),
-            "cch_holds_fraction": float(np.mean(gap > 0)), "diverged": int(r["diverged"].sum()),
-        })  # fmt: skip
-        print(f"[{NAME}] overlap {overlap}: gap {gap.mean():+.3f} nats, "
-              f"Δacc {100 * d_acc.mean():+.2f} pts")  # fmt: skip
+        summary.append(
+            {
+                "overlap": overlap,
+                "teacher_acc": float(r["teacher_acc"].mean()),
+                "student_acc_no_kd": float(r["student_acc"][:, 0, 0].mean()),
+                "delta_acc_mean": float(d_acc.mean()),
+                "gap_mean": float(gap.mean()),
+                "cch_holds_fraction": float(np.mean(gap > 0)),
+                "diverged": int(r["diverged"].sum()),
+            }
+        )
+        print(
+            f"[{NAME}] overlap {overlap}: gap {gap.mean():+.3f} nats, "
+            f"Δacc {100 * d_acc.mean():+.2f} pts"
+        )
     directory = results_dir(NAME, out, quick)
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, "overlaps": summary})
     plot(directory, figures_dir(figures, quick))
@@ -192,8 +211,15 @@ def plot(directory, figures) -> list:
             d = (acc[:, j + 1] - acc[:, :1]).mean(axis=1)  # average over T, per seed
             means.append(100 * d.mean())
             sems.append(100 * d.std(ddof=1) / np.sqrt(len(d)))
-        ax_o.errorbar(overlaps, means, yerr=2 * np.array(sems), marker="o", capsize=2,
-                      color=colours[j], label=f"λ = {lam:g}")  # fmt: skip
+        ax_o.errorbar(
+            overlaps,
+            means,
+            yerr=2 * np.array(sems),
+            marker="o",
+            capsize=2,
+            color=colours[j],
+            label=f"λ = {lam:g}",
+        )
     ax_o.axhline(0, color="k", lw=0.8)
     ax_o.set_xlabel("decisive dims shared by teacher and student modality (o)")
     ax_o.set_ylabel("Δ test accuracy, KD − no KD  [points]")

@@ -25,7 +25,6 @@ import numpy as np
 from cch_jax.mi import estimate
 from cch_jax.mi.tasks import tasks as all_tasks
 from experiments._common import (
-    ROOT,
     figures_dir,
     new_figure,
     results_dir,
@@ -157,8 +156,9 @@ def main(*, quick: bool = False, out=None, figures=None, docs=None, **overrides)
     figs = plot_rows(
         rows, figures_dir(figures, quick) if out is None else Path(figures or directory)
     )
-    doc_path = Path(docs) if docs else (directory / TABLE if quick or out else
-                                        ROOT / "docs" / TABLE)  # fmt: skip
+    in_results = quick or out  # a quick or redirected run must not overwrite the docs' table
+    default = directory if in_results else Path.cwd() / "docs"
+    doc_path = Path(docs) if docs else default / TABLE
     write_doc(doc_path, rows, sp, cfg, quick, figs)
     return {"rows": rows, "speed": sp, "figures": [str(f) for f in figs], "doc": str(doc_path)}
 
@@ -228,9 +228,15 @@ def plot_rows(rows: list[dict], fig_dir: Path) -> list[Path]:
     ax.plot([0, hi], [0, hi], "k-", lw=0.8, label="estimate = truth")
     for e in estimators:
         rs = [r for r in rows if r["estimator"] == e]
-        ax.errorbar([r["true"] for r in rs], [r["mean"] for r in rs],
-                    yerr=[0 if not np.isfinite(r["sd"]) else r["sd"] for r in rs],
-                    fmt="o", ms=4, capsize=2, label=e)  # fmt: skip
+        ax.errorbar(
+            [r["true"] for r in rs],
+            [r["mean"] for r in rs],
+            yerr=[0 if not np.isfinite(r["sd"]) else r["sd"] for r in rs],
+            fmt="o",
+            ms=4,
+            capsize=2,
+            label=e,
+        )
     ax.set_ylim(-0.5, hi)  # estimates below −0.5 nats (diverged critics) are off the chart
     ax.set_xlabel("true MI [nats]")
     ax.set_ylabel("mean estimate [nats]")
@@ -274,8 +280,14 @@ def write_doc(path: Path, rows, sp, cfg, quick, figs) -> None:
             f"{r['bias']:+.3f} | {r['sd']:.3f} | {r['mean_stderr']:.3f} | "
             f"{r['coverage']:.2f} ({r['reps']}) | {r['null_mean']:+.3f} | {r['seconds']:.2f} |"
         )
-    lines += ["", *[f"![{Path(f).stem}]({Path(f).name if quick else '../figures/' + Path(f).name})"
-                    for f in figs], ""]  # fmt: skip
+    lines += [
+        "",
+        *[
+            f"![{Path(f).stem}]({Path(f).name if quick else '../figures/' + Path(f).name})"
+            for f in figs
+        ],
+        "",
+    ]
     if sp:
         lines += [
             f"## KSG speed: n = {sp['n']}, 8 + 8 dimensions, k = 3",

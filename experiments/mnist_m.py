@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from cch_jax.models import make_model
-from cch_jax.train import ArrayData, TrainConfig, make_train_with_data
+from cch_jax.train import ArrayData, TrainConfig, make_train
 from experiments._common import (
     figures_dir,
     load_results,
@@ -55,25 +55,53 @@ from experiments._real import (
 
 NAME = "mnist_m"
 CONFIG = dict(
-    sigmas=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0), seeds=5, lams=(0.2, 0.3, 0.5, 0.7, 0.8),
-    temperatures=(1.0, 2.0, 3.0, 4.0), n_train=50_000, n_test=10_000, channels=(32, 64),
-    hidden=128, steps=3000, batch_size=128, learning_rate=1e-3, pca_fit=5000, pca_knn=4,
-    pca_gauss=8, k=3, subsets=10, mi_n=5000, key=0,
-)  # fmt: skip
+    sigmas=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0),
+    seeds=5,
+    lams=(0.2, 0.3, 0.5, 0.7, 0.8),
+    temperatures=(1.0, 2.0, 3.0, 4.0),
+    n_train=50_000,
+    n_test=10_000,
+    channels=(32, 64),
+    hidden=128,
+    steps=3000,
+    batch_size=128,
+    learning_rate=1e-3,
+    pca_fit=5000,
+    pca_knn=4,
+    pca_gauss=8,
+    k=3,
+    subsets=10,
+    mi_n=5000,
+    key=0,
+)
 QUICK = dict(
-    sigmas=(0.0, 4.0, 8.0), seeds=3, lams=(0.5,), temperatures=(2.0,), n_train=1500, n_test=1000,
-    channels=(6, 12), hidden=32, steps=120, batch_size=64, learning_rate=3e-3, pca_fit=1000,
+    sigmas=(0.0, 4.0, 8.0),
+    seeds=3,
+    lams=(0.5,),
+    temperatures=(2.0,),
+    n_train=1500,
+    n_test=1000,
+    channels=(6, 12),
+    hidden=32,
+    steps=120,
+    batch_size=64,
+    learning_rate=3e-3,
+    pca_fit=1000,
     mi_n=1000,
-)  # fmt: skip
+)
 
 
 def cnn_config(cfg) -> TrainConfig:
     return TrainConfig(
-        task="classification", model="cnn",
+        task="classification",
+        model="cnn",
         model_kwargs={"channels": tuple(cfg["channels"]), "hidden": int(cfg["hidden"]), "out": 10},
-        steps=cfg["steps"], eval_every=cfg["steps"], optimizer="adam", schedule="cosine",
+        steps=cfg["steps"],
+        eval_every=cfg["steps"],
+        optimizer="adam",
+        schedule="cosine",
         batch_size=cfg["batch_size"],
-    )  # fmt: skip
+    )
 
 
 def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):
@@ -82,7 +110,7 @@ def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float)
     single(data, keys): λ = 0 runs, one per key. kd(data, t_logits (S, n, C), keys (S,), lams,
     temps (G,)) → results with axes (S, G). features/logits(params with a run axis, x) → (R, m, ·).
     """
-    train = make_train_with_data(config, template)
+    train = make_train(config, template)
     lr = learning_rate
     single = jax.jit(jax.vmap(lambda d, key: train(d, key, 0.0, 1.0, lr), in_axes=(None, 0)))
 
@@ -133,12 +161,21 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     H2 = [reduce_features(h_fit[s], h_te[s], cfg, seed=(0, s)) for s in range(S)]
     i2y = np.zeros((2, S, 2))
     for s in range(S):
-        m = mi_label(H2[s], y_te[:n_mi], lg_te[s], key=jax.random.fold_in(k_mi, s), k=cfg["k"],
-                     subsets=cfg["subsets"])  # fmt: skip
+        m = mi_label(
+            H2[s],
+            y_te[:n_mi],
+            lg_te[s],
+            key=jax.random.fold_in(k_mi, s),
+            k=cfg["k"],
+            subsets=cfg["subsets"],
+        )
         for p, name in enumerate(ESTIMATOR_PAIRS):
             i2y[p, s] = m[name]
-    print(f"[{NAME}] no-KD MNIST-M student: accuracy {student_acc.mean():.3f}, I(H2;Y) "
-          f"{i2y[0, :, 0].mean():.3f} (mixed) / {i2y[1, :, 0].mean():.3f} (BA) nats", flush=True)  # fmt: skip
+    print(
+        f"[{NAME}] no-KD MNIST-M student: accuracy {student_acc.mean():.3f}, I(H2;Y) "
+        f"{i2y[0, :, 0].mean():.3f} (mixed) / {i2y[1, :, 0].mean():.3f} (BA) nats",
+        flush=True,
+    )
 
     teacher_acc = np.zeros((len(sigmas), S))
     kd_acc = np.zeros((len(sigmas), S, G))
@@ -162,19 +199,33 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         h1_te = _batched(t_feats, teach.params, xt_te[:n_mi])
         for s in range(S):
             h1 = reduce_features(h1_fit[s], h1_te[s], cfg, seed=(i + 1, s))
-            m = mi_teacher_student(h1, H2[s], key=jax.random.fold_in(k_mi, 1000 + i * S + s),
-                                   k=cfg["k"], subsets=cfg["subsets"])  # fmt: skip
+            m = mi_teacher_student(
+                h1,
+                H2[s],
+                key=jax.random.fold_in(k_mi, 1000 + i * S + s),
+                k=cfg["k"],
+                subsets=cfg["subsets"],
+            )
             for p, name in enumerate(ESTIMATOR_PAIRS):
                 i12[p, i, s] = m[name]
         gap = i12[0, i, :, 0] - i2y[0, :, 0]
-        print(f"[{NAME}] σ = {sigma:g}: teacher accuracy {teacher_acc[i].mean():.3f}, "
-              f"Δacc {100 * (kd_acc[i] - student_acc[:, None]).mean():+.2f} pts, "
-              f"gap (knn) {gap.mean():+.3f} nats", flush=True)  # fmt: skip
+        print(
+            f"[{NAME}] σ = {sigma:g}: teacher accuracy {teacher_acc[i].mean():.3f}, "
+            f"Δacc {100 * (kd_acc[i] - student_acc[:, None]).mean():+.2f} pts, "
+            f"gap (knn) {gap.mean():+.3f} nats",
+            flush=True,
+        )
 
     arrays = {
-        "student_acc": student_acc, "teacher_acc": teacher_acc, "kd_acc": kd_acc,
-        "diverged": diverged, "i2y": i2y, "i12": i12, "lams": lams, "temps": temps,
-    }  # fmt: skip
+        "student_acc": student_acc,
+        "teacher_acc": teacher_acc,
+        "kd_acc": kd_acc,
+        "diverged": diverged,
+        "i2y": i2y,
+        "i12": i12,
+        "lams": lams,
+        "temps": temps,
+    }
     summary = summarise(arrays, cfg)
     directory = results_dir(NAME, out, quick)
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, **summary})
@@ -200,11 +251,15 @@ def summarise(arrays, cfg) -> dict:
         dm, ds = mean_sem(delta[i])
         per_grid = (arrays["kd_acc"][i] - arrays["student_acc"][:, None]).mean(0)
         b = int(np.argmax(per_grid))
-        row = {"sigma": sigma, "teacher_acc": float(arrays["teacher_acc"][i].mean()),
-               "student_acc": float(arrays["student_acc"].mean()), "delta_acc": float(dm),
-               "delta_acc_sem": float(ds), "grid_points_helping": int(np.sum(per_grid > 0)),
-               "best_grid": {"lam": float(lams[b]), "T": float(temps[b]),
-                             "delta": float(per_grid[b])}}  # fmt: skip
+        row = {
+            "sigma": sigma,
+            "teacher_acc": float(arrays["teacher_acc"][i].mean()),
+            "student_acc": float(arrays["student_acc"].mean()),
+            "delta_acc": float(dm),
+            "delta_acc_sem": float(ds),
+            "grid_points_helping": int(np.sum(per_grid > 0)),
+            "best_grid": {"lam": float(lams[b]), "T": float(temps[b]), "delta": float(per_grid[b])},
+        }
         for p, (name, g) in enumerate(gaps.items()):
             gm, gs = mean_sem(g[i])
             row[f"gap_{name}"], row[f"gap_{name}_sem"] = float(gm), float(gs)
@@ -224,9 +279,11 @@ def summarise(arrays, cfg) -> dict:
     for name, t in tallies.items():
         print(f"[{NAME}] CCH ({name}) vs observed, per σ: {tally_line(t)}")
     return {
-        "rows": rows, "tallies": tallies, "tallies_per_grid_point": tallies_grid,
+        "rows": rows,
+        "tallies": tallies,
+        "tallies_per_grid_point": tallies_grid,
         "diverged": int(arrays["diverged"].sum()),
-    }  # fmt: skip
+    }
 
 
 def plot(directory, figures) -> list:
@@ -239,14 +296,28 @@ def plot(directory, figures) -> list:
     fig, (ax_s, ax_g, ax_m) = new_figure(1, 3, figsize=(18, 5.2))
     # (a) accuracies and Δ against σ.
     tm, ts = mean_sem(arrays["teacher_acc"])
-    ax_s.errorbar(sigmas, 100 * tm, yerr=200 * ts, marker="s", capsize=2, color="k",
-                  label="teacher (blurred MNIST)")  # fmt: skip
+    ax_s.errorbar(
+        sigmas,
+        100 * tm,
+        yerr=200 * ts,
+        marker="s",
+        capsize=2,
+        color="k",
+        label="teacher (blurred MNIST)",
+    )
     sm, ss = mean_sem(arrays["student_acc"])
     ax_s.axhline(100 * sm, color="C0", ls="--", label=f"no-KD student (MNIST-M): {100 * sm:.1f}")
     kd = arrays["kd_acc"].mean(-1)  # (σ, S)
     km, ks = mean_sem(kd)
-    ax_s.errorbar(sigmas, 100 * km, yerr=200 * ks, marker="o", capsize=2, color="C0",
-                  label="KD student (grid mean)")  # fmt: skip
+    ax_s.errorbar(
+        sigmas,
+        100 * km,
+        yerr=200 * ks,
+        marker="o",
+        capsize=2,
+        color="C0",
+        label="KD student (grid mean)",
+    )
     ax_s.set_xlabel("teacher blur σ  [px]")
     ax_s.set_ylabel("test accuracy [%]  (± 2 SEM over seeds)")
     ax_s.set_title("teacher and student accuracy against the teacher's blur", fontsize=9)
@@ -258,26 +329,44 @@ def plot(directory, figures) -> list:
         gm, gs = mean_sem(gaps[name])
         est = ESTIMATOR_PAIRS[name]
         for i, sigma in enumerate(sigmas):
-            ax_g.errorbar(gm[i], 100 * dm[i], xerr=2 * gs[i], yerr=200 * ds[i], fmt=marker,
-                          color=cmap(i / max(len(sigmas) - 1, 1)), capsize=2, ms=7,
-                          label=f"σ = {sigma:g}" if name == "knn" else None)  # fmt: skip
-        ax_g.plot([], [], marker, color="grey",
-                  label=f"{est[0]} (PCA {cfg[PCA[name]]}) − {est[1]}")  # fmt: skip
+            ax_g.errorbar(
+                gm[i],
+                100 * dm[i],
+                xerr=2 * gs[i],
+                yerr=200 * ds[i],
+                fmt=marker,
+                color=cmap(i / max(len(sigmas) - 1, 1)),
+                capsize=2,
+                ms=7,
+                label=f"σ = {sigma:g}" if name == "knn" else None,
+            )
+        ax_g.plot([], [], marker, color="grey", label=f"{est[0]} (PCA {cfg[PCA[name]]}) − {est[1]}")
     ax_g.axhline(0, color="k", lw=0.8)
     ax_g.axvline(0, color="k", lw=0.8, ls="--")
     ax_g.set_xlabel("MI gap I(H1;H2) − I(H2;Y)  [nats]")
     ax_g.set_ylabel("Δ test accuracy, KD − no KD (grid mean)  [points]")
     t = meta["tallies"]
-    ax_g.set_title(f"CCH sign = observed sign: knn {t['knn']['agree']}/{t['knn']['settings']}, "
-                   f"gauss_ba {t['gauss_ba']['agree']}/{t['gauss_ba']['settings']} "
-                   "(± 2 SEM over seeds)", fontsize=9)  # fmt: skip
+    ax_g.set_title(
+        f"CCH sign = observed sign: knn {t['knn']['agree']}/{t['knn']['settings']}, "
+        f"gauss_ba {t['gauss_ba']['agree']}/{t['gauss_ba']['settings']} "
+        "(± 2 SEM over seeds)",
+        fontsize=9,
+    )
     ax_g.legend(fontsize=7, ncol=2)
     # (c) the MIs against σ.
     for p, (name, ls) in enumerate(zip(ESTIMATOR_PAIRS, ("-", ":"), strict=True)):
         est = ESTIMATOR_PAIRS[name]
         m12, s12 = mean_sem(arrays["i12"][p, :, :, 0])
-        ax_m.errorbar(sigmas, m12, yerr=2 * s12, ls=ls, marker="o", color="C1", capsize=2,
-                      label=f"I(H1;H2) [{est[0]}]")  # fmt: skip
+        ax_m.errorbar(
+            sigmas,
+            m12,
+            yerr=2 * s12,
+            ls=ls,
+            marker="o",
+            color="C1",
+            capsize=2,
+            label=f"I(H1;H2) [{est[0]}]",
+        )
         m2y, s2y = mean_sem(arrays["i2y"][p, :, 0])
         ax_m.axhline(m2y, ls=ls, color="C2", label=f"I(H2;Y) [{est[1]}] = {m2y:.2f}")
     ax_m.set_xlabel("teacher blur σ  [px]")

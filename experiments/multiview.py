@@ -64,12 +64,29 @@ from experiments._real import (
 
 NAME = "multiview"
 CONFIG = dict(
-    views=("fac", "pix", "kar", "fou", "zer", "mor"), noise=(0.0, 1.0, 2.0, 4.0, 8.0), seeds=5,
-    lams=(0.3, 0.5, 0.7), temperatures=(2.0, 4.0), hidden=64, steps=300, batch_size=128,
-    learning_rate=3e-3, test_fraction=0.5, pca_knn=4, pca_gauss=8, k=3, key=0,
-)  # fmt: skip
-QUICK = dict(views=("fac", "fou", "mor"), noise=(0.0, 0.5, 1.0, 4.0), seeds=3, lams=(0.5,),
-             temperatures=(2.0,), steps=200)  # fmt: skip
+    views=("fac", "pix", "kar", "fou", "zer", "mor"),
+    noise=(0.0, 1.0, 2.0, 4.0, 8.0),
+    seeds=5,
+    lams=(0.3, 0.5, 0.7),
+    temperatures=(2.0, 4.0),
+    hidden=64,
+    steps=300,
+    batch_size=128,
+    learning_rate=3e-3,
+    test_fraction=0.5,
+    pca_knn=4,
+    pca_gauss=8,
+    k=3,
+    key=0,
+)
+QUICK = dict(
+    views=("fac", "fou", "mor"),
+    noise=(0.0, 0.5, 1.0, 4.0),
+    seeds=3,
+    lams=(0.5,),
+    temperatures=(2.0,),
+    steps=200,
+)
 
 
 def _teacher_inputs(x_tr, x_te, noise, view_index, seeds):
@@ -127,9 +144,11 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
             ]
             for i in range(N)
         ]
-        print(f"[{NAME}] {v}: teacher accuracy by σ "
-              + ", ".join(f"{sig:g}: {teacher_acc[vi, i].mean():.3f}" for i, sig in enumerate(noise)),
-              flush=True)  # fmt: skip
+        print(
+            f"[{NAME}] {v}: teacher accuracy by σ "
+            + ", ".join(f"{sig:g}: {teacher_acc[vi, i].mean():.3f}" for i, sig in enumerate(noise)),
+            flush=True,
+        )
     student_acc = teacher_acc[:, 0]  # (V, S): the σ = 0 runs are the no-KD students
 
     # 2. KD students, per student view: all other views' teachers at all noise levels.
@@ -146,9 +165,11 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         diverged[vj, others] = (
             np.asarray(res.diverged).reshape(S, V - 1, N, G).transpose(1, 2, 0, 3)
         )
-        print(f"[{NAME}] KD into {v2}: mean Δacc "
-              f"{100 * np.nanmean(kd_acc[vj] - student_acc[vj][None, None, :, None]):+.2f} pts",
-              flush=True)  # fmt: skip
+        print(
+            f"[{NAME}] KD into {v2}: mean Δacc "
+            f"{100 * np.nanmean(kd_acc[vj] - student_acc[vj][None, None, :, None]):+.2f} pts",
+            flush=True,
+        )
 
     # 3. MI on held-out features.
     k = cfg["k"]
@@ -171,9 +192,15 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
                         i12[p, vj, vi, i, s] = m[name]
 
     arrays = {
-        "teacher_acc": teacher_acc, "student_acc": student_acc, "kd_acc": kd_acc,
-        "diverged": diverged, "i2y": i2y, "i12": i12, "lams": lams, "temps": temps,
-    }  # fmt: skip
+        "teacher_acc": teacher_acc,
+        "student_acc": student_acc,
+        "kd_acc": kd_acc,
+        "diverged": diverged,
+        "i2y": i2y,
+        "i12": i12,
+        "lams": lams,
+        "temps": temps,
+    }
     summary = summarise(arrays, cfg)
     directory = results_dir(NAME, out, quick)
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, **summary})
@@ -223,10 +250,15 @@ def summarise(arrays, cfg) -> dict:
     rows = []
     dm, ds = mean_sem(delta)
     for r, (vj, vi, i) in enumerate(idx):
-        row = {"student": views[vj], "teacher": views[vi], "noise": noise[i],
-               "teacher_acc": float(arrays["teacher_acc"][vi, i].mean()),
-               "student_acc": float(arrays["student_acc"][vj].mean()),
-               "delta_acc": float(dm[r]), "delta_acc_sem": float(ds[r])}  # fmt: skip
+        row = {
+            "student": views[vj],
+            "teacher": views[vi],
+            "noise": noise[i],
+            "teacher_acc": float(arrays["teacher_acc"][vi, i].mean()),
+            "student_acc": float(arrays["student_acc"][vj].mean()),
+            "delta_acc": float(dm[r]),
+            "delta_acc_sem": float(ds[r]),
+        }
         for name, g in gaps.items():
             gm, gs = mean_sem(g[r])
             row[f"gap_{name}"], row[f"gap_{name}_sem"] = float(gm), float(gs)
@@ -268,9 +300,18 @@ def plot(directory, figures) -> list:
         gm, gs = mean_sem(g)
         for i, sigma in enumerate(noise):
             sel = noise_ix == i
-            ax.errorbar(gm[sel], 100 * dm[sel], xerr=2 * gs[sel], yerr=200 * ds[sel], fmt="o",
-                        ms=4, lw=0.6, alpha=0.8, color=cmap(i / max(len(noise) - 1, 1)),
-                        label=f"teacher noise σ = {sigma:g}")  # fmt: skip
+            ax.errorbar(
+                gm[sel],
+                100 * dm[sel],
+                xerr=2 * gs[sel],
+                yerr=200 * ds[sel],
+                fmt="o",
+                ms=4,
+                lw=0.6,
+                alpha=0.8,
+                color=cmap(i / max(len(noise) - 1, 1)),
+                label=f"teacher noise σ = {sigma:g}",
+            )
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(0, color="k", lw=0.8, ls="--")
         t = meta["tallies"][name]
@@ -304,8 +345,15 @@ def plot(directory, figures) -> list:
             if np.isfinite(mat[a, b]):
                 mark = "+" if gap0[a, b] > 0 else "−"
                 white = abs(mat[a, b]) > 0.6 * lim
-                ax.text(b, a, f"{mat[a, b]:+.1f}\n({mark})", ha="center", va="center", fontsize=7,
-                        color="w" if white else "k")  # fmt: skip
+                ax.text(
+                    b,
+                    a,
+                    f"{mat[a, b]:+.1f}\n({mark})",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="w" if white else "k",
+                )
     names = [f"{views[j]}\n{meta['i_h_y_knn'][views[j]]:.2f}" for j in order]
     ax.set_xticks(range(V), names, fontsize=8)
     ax.set_yticks(range(V), [views[j] for j in order], fontsize=8)

@@ -58,10 +58,22 @@ STUDENTS = ("mirna", "methylation", "fusion")
 FUSION = ("mirna", "methylation")
 METRICS = ("acc", "f1", "auc")
 CONFIG = dict(
-    cohorts=("brca", "kipan"), students=STUDENTS, seeds=10, lams=(0.2, 0.3, 0.5, 0.7, 0.8),
-    temperatures=(1.0, 2.0, 3.0, 4.0), hidden=64, steps=300, batch_size=128, learning_rate=3e-3,
-    test_fraction=0.3, pca_knn=4, pca_gauss=8, k=3, subsets=2, key=0,
-)  # fmt: skip
+    cohorts=("brca", "kipan"),
+    students=STUDENTS,
+    seeds=10,
+    lams=(0.2, 0.3, 0.5, 0.7, 0.8),
+    temperatures=(1.0, 2.0, 3.0, 4.0),
+    hidden=64,
+    steps=300,
+    batch_size=128,
+    learning_rate=3e-3,
+    test_fraction=0.3,
+    pca_knn=4,
+    pca_gauss=8,
+    k=3,
+    subsets=2,
+    key=0,
+)
 QUICK = dict(cohorts=("brca",), seeds=4, lams=(0.5,), temperatures=(2.0,), steps=200)
 
 
@@ -172,10 +184,13 @@ def run_cohort(cohort: str, cfg, key) -> dict:
             for p, name in enumerate(ESTIMATOR_PAIRS):
                 out["i2y"][p, j, s], out["i12"][p, j, s] = m2[name], m12[name]
         delta = out["student"][j, :, 1:] - out["student"][j, :, :1]
-        print(f"[{NAME}] {cohort}: mrna → {view}: no-KD acc {out['student'][j, :, 0, 0].mean():.3f}"
-              f", Δacc {100 * delta[..., 0].mean():+.2f} pts, ΔF1 {100 * delta[..., 1].mean():+.2f}"
-              f", ΔAUC {100 * delta[..., 2].mean():+.2f}; gap knn "
-              f"{(out['i12'][0, j, :, 0] - out['i2y'][0, j, :, 0]).mean():+.3f} nats", flush=True)  # fmt: skip
+        print(
+            f"[{NAME}] {cohort}: mrna → {view}: no-KD acc {out['student'][j, :, 0, 0].mean():.3f}"
+            f", Δacc {100 * delta[..., 0].mean():+.2f} pts, ΔF1 {100 * delta[..., 1].mean():+.2f}"
+            f", ΔAUC {100 * delta[..., 2].mean():+.2f}; gap knn "
+            f"{(out['i12'][0, j, :, 0] - out['i2y'][0, j, :, 0]).mean():+.3f} nats",
+            flush=True,
+        )
     return out
 
 
@@ -218,16 +233,22 @@ def summarise(arrays, cfg) -> dict:
     for r, (c, v) in enumerate(idx):
         j = list(cfg["students"]).index(v)
         st = arrays[f"{c}/student"][j]
-        row = {"cohort": c, "student": v,
-               "teacher": dict(zip(METRICS, arrays[f"{c}/teacher"].mean(0).tolist(), strict=True)),
-               "no_kd": dict(zip(METRICS, st[:, 0].mean(0).tolist(), strict=True))}  # fmt: skip
+        row = {
+            "cohort": c,
+            "student": v,
+            "teacher": dict(zip(METRICS, arrays[f"{c}/teacher"].mean(0).tolist(), strict=True)),
+            "no_kd": dict(zip(METRICS, st[:, 0].mean(0).tolist(), strict=True)),
+        }
         for m in METRICS:
             dm, ds = mean_sem(deltas[m][r])
             row[f"delta_{m}"], row[f"delta_{m}_sem"] = float(dm), float(ds)
         per_grid = (st[:, 1:, 0] - st[:, :1, 0]).mean(0)
         b = int(np.argmax(per_grid))
-        row["best_grid_delta_acc"] = {"lam": float(g_l[b]), "T": float(g_t[b]),
-                                      "delta": float(per_grid[b])}  # fmt: skip
+        row["best_grid_delta_acc"] = {
+            "lam": float(g_l[b]),
+            "T": float(g_t[b]),
+            "delta": float(per_grid[b]),
+        }
         row["grid_points_helping_acc"] = int(np.sum(per_grid > 0))
         for name, g in gaps.items():
             p = list(ESTIMATOR_PAIRS).index(name)
@@ -249,15 +270,18 @@ def summarise(arrays, cfg) -> dict:
     )  # (settings, S, G)
     G = per_point.shape[-1]
     tallies_grid = {
-        f"{name}/acc": tally(np.repeat(g, G, axis=0),
-                             per_point.transpose(0, 2, 1).reshape(-1, per_point.shape[1]))
+        f"{name}/acc": tally(
+            np.repeat(g, G, axis=0), per_point.transpose(0, 2, 1).reshape(-1, per_point.shape[1])
+        )
         for name, g in gaps.items()
-    }  # fmt: skip
+    }
     diverged = sum(int(arrays[f"{c}/diverged"].sum()) for c in cfg["cohorts"])
     return {
-        "rows": rows, "tallies": tallies, "tallies_per_grid_point": tallies_grid,
+        "rows": rows,
+        "tallies": tallies,
+        "tallies_per_grid_point": tallies_grid,
         "diverged": diverged,
-    }  # fmt: skip
+    }
 
 
 def plot(directory, figures) -> list:
@@ -272,9 +296,15 @@ def plot(directory, figures) -> list:
     width = 0.27
     for i, m in enumerate(METRICS):
         dm, ds = mean_sem(deltas[m])
-        ax.bar(np.arange(len(idx)) + (i - 1) * width, 100 * dm, width, yerr=200 * ds, capsize=2,
-               color=f"C{i + 3}", label={"acc": "accuracy", "f1": "weighted F1",
-                                         "auc": "macro AUC"}[m])  # fmt: skip
+        ax.bar(
+            np.arange(len(idx)) + (i - 1) * width,
+            100 * dm,
+            width,
+            yerr=200 * ds,
+            capsize=2,
+            color=f"C{i + 3}",
+            label={"acc": "accuracy", "f1": "weighted F1", "auc": "macro AUC"}[m],
+        )
     labels = []
     for c, v in idx:
         st = arrays[f"{c}/student"][list(cfg["students"]).index(v)]
@@ -282,25 +312,37 @@ def plot(directory, figures) -> list:
     ax.set_xticks(range(len(idx)), labels, fontsize=7)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_ylabel("Δ test score, KD (grid mean) − no KD  [points]")
-    ax.set_title("KD from the mRNA teacher; ± 2 SEM over splits; tick: no-KD accuracy [%]",
-                 fontsize=9)  # fmt: skip
+    ax.set_title(
+        "KD from the mRNA teacher; ± 2 SEM over splits; tick: no-KD accuracy [%]", fontsize=9
+    )
     ax.legend(fontsize=7)
     # (b, c) Δ accuracy against the MI gap, per estimator pair.
     for ax, (name, g) in zip(axes[1:], gaps.items(), strict=True):
         gm, gs = mean_sem(g)
         dm, ds = mean_sem(deltas["acc"])
         for r, (c, v) in enumerate(idx):
-            ax.errorbar(gm[r], 100 * dm[r], xerr=2 * gs[r], yerr=200 * ds[r], fmt=markers[c],
-                        ms=7, color=colours[v], capsize=2,
-                        label=f"{c}: mrna → {v}")  # fmt: skip
+            ax.errorbar(
+                gm[r],
+                100 * dm[r],
+                xerr=2 * gs[r],
+                yerr=200 * ds[r],
+                fmt=markers[c],
+                ms=7,
+                color=colours[v],
+                capsize=2,
+                label=f"{c}: mrna → {v}",
+            )
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(0, color="k", lw=0.8, ls="--")
         t = meta["tallies"][f"{name}/acc"]
         est = ESTIMATOR_PAIRS[name]
         ax.set_xlabel(f"MI gap I(H1;H2) [{est[0]}] − I(H2;Y) [{est[1]}]  [nats]")
         ax.set_ylabel("Δ test accuracy, KD − no KD  [points]")
-        ax.set_title(f"{name}: CCH sign = observed sign in {t['agree']}/{t['settings']}; "
-                     "± 2 SEM over splits", fontsize=9)  # fmt: skip
+        ax.set_title(
+            f"{name}: CCH sign = observed sign in {t['agree']}/{t['settings']}; "
+            "± 2 SEM over splits",
+            fontsize=9,
+        )
         ax.legend(fontsize=7)
     fig.suptitle(
         f"TCGA omics, compact releases (our reconstruction): MLP({cfg['hidden']}) mRNA teacher → "

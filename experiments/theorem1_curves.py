@@ -6,8 +6,8 @@ teacher's noise τ1 swept so that the MI gap I(t; s) − I(s; y) runs from clear
 clearly negative. Teacher t = w1ᵀx1 with the population-optimal w1. For every model:
 
   * theory: R(λ) − R0 on a fine λ grid (exact, `theory.expected_risk`), λ* and λmax marked;
-  * simulation: linear students trained by full-batch Adam (vmapped over λ × seed with
-    `cch_jax.scan.run_scan`), each seed a fresh training set shared by all λ (paired), scored by
+  * simulation: linear students trained by full-batch Adam (`cch_jax.simulate.simulate_linear_kd`,
+    vmapped over λ × seed), each seed a fresh training set shared by all λ (paired), scored by
     the exact population risk of the learned weights; points = seed mean of R(λ) − R(0) ± 2 SEM.
 
 A second panel repeats the same models at a small n, where k = p2/(n − p2 − 1) is large: there
@@ -16,12 +16,10 @@ KD helps even when CCH fails — CCH is sufficient (with Theorem 1's assumptions
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 
 import theory
-from cch_jax.scan import run_scan
-from cch_jax.train import GaussianSource, TrainConfig, closed_form_weights, gaussian_training_set
+from cch_jax.simulate import simulate_linear_kd
 from experiments._common import (
     figures_dir,
     load_results,
@@ -59,34 +57,32 @@ def theory_curves(model, n, lams):
     }
 
 
+# A student this far (relative) from its closed-form ŵ(λ) has not converged.
+CONVERGENCE_RTOL = 1e-3
+
+
+def convergence(sim) -> tuple[float, int]:
+    """The weight check of a `simulate_linear_kd` result: the largest ‖w − ŵ(λ)‖/‖ŵ(λ)‖ over λ
+    and the first two seeds (the statistic these experiments report as max_rel_weight_error,
+    comparable with earlier results), and how many students of all seeds are farther than
+    CONVERGENCE_RTOL from their ŵ(λ)."""
+    first = float(np.nanmax(sim.weight_error[:, :2]))
+    return first, int(np.sum(sim.weight_error > CONVERGENCE_RTOL))
+
+
 def simulate(model, n, cfg):
-    """Paired student risks (λ, seed) and the largest relative distance to the closed form."""
-    source = GaussianSource(model, n, theory.optimal_teacher(model))
-    config = TrainConfig(
-        task="regression", data=source, model="linear", steps=cfg["steps"],
-        eval_every=cfg["steps"], optimizer="adam", schedule="cosine",
-    )  # fmt: skip
-    lams = np.asarray(cfg["student_lams"], dtype=float)
-    res = run_scan(
-        config, lams, seeds=np.arange(cfg["seeds"]), learning_rates=(cfg["learning_rate"],),
+    """Paired student risks (λ, seed), diverged (λ, seed) and `convergence`."""
+    sim = simulate_linear_kd(
+        model,
+        theory.optimal_teacher(model),
+        n,
+        cfg["student_lams"],
+        cfg["seeds"],
+        steps=cfg["steps"],
+        learning_rate=cfg["learning_rate"],
         progress=True,
-    )  # fmt: skip
-    risk = np.asarray(res.final_test)[:, 0, 0, :]  # (λ, seed)
-    kernel = np.asarray(res.params["params"]["head"]["kernel"])[:, 0, 0, :, :, 0]
-    err = weight_error(source, kernel, lams)
-    return risk, np.asarray(res.diverged)[:, 0, 0, :], err
-
-
-def weight_error(source, kernel, lams, seeds: int = 2) -> float:
-    """Convergence check: max over λ and the first `seeds` seeds of ‖w − ŵ(λ)‖/‖ŵ(λ)‖, w the
-    trained weights kernel[λ, seed] and ŵ(λ) the closed form on the same training set."""
-    err = 0.0
-    for s in range(min(seeds, kernel.shape[1])):
-        x2, y, t = gaussian_training_set(source, jax.random.key(s))
-        for i, lam in enumerate(lams):
-            w = np.asarray(closed_form_weights(x2, y, t, lam))
-            err = max(err, float(np.linalg.norm(kernel[i, s] - w) / np.linalg.norm(w)))
-    return err
+    )
+    return sim.risk, sim.diverged, convergence(sim)
 
 
 def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
@@ -98,20 +94,29 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         for i, tau in enumerate(cfg["teacher_noise"]):
             model = theory.factor_model(p, p, teacher_noise=tau, seed=cfg["model_seed"])
             th = theory_curves(model, n, lams)
-            risk, diverged, err = simulate(model, n, cfg)
+            risk, diverged, (err, unconverged) = simulate(model, n, cfg)
             tag = f"n{j}/m{i}"
-            arrays.update({f"{tag}/theory_rel_gain": th["rel_gain"], f"{tag}/student_risk": risk,
-                           f"{tag}/diverged": diverged})  # fmt: skip
+            arrays[f"{tag}/theory_rel_gain"] = th["rel_gain"]
+            arrays[f"{tag}/student_risk"], arrays[f"{tag}/diverged"] = risk, diverged
             summary.append(
                 {
-                    "n": n, "teacher_noise": tau, "gap": th["gap"], "r0": th["r0"],
-                    "lambda_star": th["lambda_star"], "lambda_max": th["lambda_max"],
-                    "cch_holds": bool(th["gap"] > 0), "max_rel_weight_error": err,
+                    "n": n,
+                    "teacher_noise": tau,
+                    "gap": th["gap"],
+                    "r0": th["r0"],
+                    "lambda_star": th["lambda_star"],
+                    "lambda_max": th["lambda_max"],
+                    "cch_holds": bool(th["gap"] > 0),
+                    "max_rel_weight_error": err,
+                    "unconverged_students": unconverged,
                     "diverged": int(diverged.sum()),
                 }
-            )  # fmt: skip
-            print(f"[{NAME}] n={n} τ1={tau}: gap={float(th['gap']):+.3f} nats, weights within "
-                  f"{err:.1e} of closed form")  # fmt: skip
+            )
+            gap = float(th["gap"])
+            print(
+                f"[{NAME}] n={n} τ1={tau}: gap={gap:+.3f} nats, weights within {err:.1e} of closed "
+                f"form; {unconverged} students > {CONVERGENCE_RTOL:g} from it"
+            )
     directory = results_dir(NAME, out, quick)
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, "models": summary})
     plot(directory, figures_dir(figures, quick))
@@ -141,16 +146,25 @@ def plot(directory, figures) -> list:
             m = models[j * n_models + i]
             colour = cmap(norm(m["gap"]))
             tag = f"n{j}/m{i}"
-            ax.plot(lams[1:], 100 * arrays[f"{tag}/theory_rel_gain"][1:], color=colour, lw=1.8,
-                    label=f"τ1={m['teacher_noise']:g}: gap {m['gap']:+.2f}, "
-                          f"CCH {'holds' if m['cch_holds'] else 'fails'}")  # fmt: skip
+            cch = "holds" if m["cch_holds"] else "fails"
+            label = f"τ1={m['teacher_noise']:g}: gap {m['gap']:+.2f}, CCH {cch}"
+            theory_gain = arrays[f"{tag}/theory_rel_gain"]
+            ax.plot(lams[1:], 100 * theory_gain[1:], color=colour, lw=1.8, label=label)
             mean, sem = paired_gain(arrays[f"{tag}/student_risk"], m["r0"])
-            ax.errorbar(slams[1:], 100 * mean[1:], yerr=200 * sem[1:], fmt="o", ms=4,
-                        color=colour, mec="k", mew=0.5, capsize=2)  # fmt: skip
+            ax.errorbar(
+                slams[1:],
+                100 * mean[1:],
+                yerr=200 * sem[1:],
+                fmt="o",
+                ms=4,
+                color=colour,
+                mec="k",
+                mew=0.5,
+                capsize=2,
+            )
             ls, lmax = float(m["lambda_star"]), float(m["lambda_max"])
             if 0 < ls < lams[-1]:
-                gain_star = np.interp(np.log(ls), np.log(lams[1:]),
-                                      arrays[f"{tag}/theory_rel_gain"][1:])  # fmt: skip
+                gain_star = np.interp(np.log(ls), np.log(lams[1:]), theory_gain[1:])
                 ax.plot([ls], [100 * gain_star], marker="*", ms=11, color=colour, mec="k")
             if 0 < lmax < lams[-1]:
                 ax.plot([lmax], [0.0], marker="|", ms=14, mew=2, color=colour)
@@ -163,8 +177,12 @@ def plot(directory, figures) -> list:
         if j == 0:
             ax.set_ylabel("(R(λ) − R0) / R0  [% of the no-KD test MSE]")
         ax.legend(fontsize=7, loc="upper left")
-    fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0].tolist(),
-                 label="MI gap I(t;s) − I(s;y)  [nats]", shrink=0.85)  # fmt: skip
+    fig.colorbar(
+        mpl.cm.ScalarMappable(norm=norm, cmap=cmap),
+        ax=axes[0].tolist(),
+        label="MI gap I(t;s) − I(s;y)  [nats]",
+        shrink=0.85,
+    )
     fig.suptitle(
         "Gaussian regression KD: exact risk (lines) vs trained linear students (points, mean ± 2 "
         "SEM over seeds); ★ λ*, | λmax.  Below 0: KD helps."

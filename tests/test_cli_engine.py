@@ -8,7 +8,7 @@ import pytest
 
 import theory
 from cch_jax.cli import main
-from cch_jax.cli.theory import example_model
+from cch_jax.cli.common import example_model
 from cch_jax.results import load_scan
 
 
@@ -40,10 +40,8 @@ def model_files(tmp_path_factory):
 
 
 def test_verify_agrees_with_the_theory(capsys):
-    code, out, _ = run_cli(
-        capsys, "verify", "--example", "--lam", "0", "1", "--seeds", "500", "--steps", "1000",
-        "--json",
-    )  # fmt: skip
+    argv = "verify --example --lam 0 1 --seeds 500 --steps 1000 --json".split()
+    code, out, _ = run_cli(capsys, *argv)
     r = json.loads(out)
     assert code == 0 and r["verdict"] == "agrees" and r["agrees"] and r["converged"]
     assert [x["lam"] for x in r["results"]] == [0.0, 1.0]
@@ -69,17 +67,37 @@ def test_verify_report_text_for_each_verdict():
     from cch_jax.cli.verify import format_report
 
     row = {"lam": 0.5, "theory": 1.0, "mean": 1.01, "sem": 0.01, "z": 1.0, "diverged": 0}
-    base = {"p1": 2, "p2": 3, "n": 12, "seeds": 50, "steps": 3, "lr": 0.1, "dtype": "float64",
-            "optimizer": "adam", "z_tolerance": 4.0, "train_seconds": 1.0}  # fmt: skip
+    base = {
+        "p1": 2,
+        "p2": 3,
+        "n": 12,
+        "seeds": 50,
+        "steps": 3,
+        "lr": 0.1,
+        "dtype": "float64",
+        "optimizer": "adam",
+        "z_tolerance": 4.0,
+        "train_seconds": 1.0,
+    }
     slow = format_report(
-        {**base, "results": [{**row, "max_rel_weight_error": 0.5}], "agrees": False,
-         "converged": False, "verdict": "not converged"}
-    )  # fmt: skip
+        {
+            **base,
+            "results": [{**row, "max_rel_weight_error": 0.5}],
+            "agrees": False,
+            "converged": False,
+            "verdict": "not converged",
+        }
+    )
     assert "verdict: not converged" in slow and "raise --steps" in slow
     bad = format_report(
-        {**base, "results": [{**row, "z": 9.0, "diverged": 2, "max_rel_weight_error": 1e-7}],
-         "agrees": False, "converged": True, "verdict": "disagrees"}
-    )  # fmt: skip
+        {
+            **base,
+            "results": [{**row, "z": 9.0, "diverged": 2, "max_rel_weight_error": 1e-7}],
+            "agrees": False,
+            "converged": True,
+            "verdict": "disagrees",
+        }
+    )
     assert "verdict: disagrees" in bad and "2 students diverged" in bad and "[0.5]" in bad
 
 
@@ -144,9 +162,13 @@ def test_scan_from_json_with_fixed_arrays(capsys, tmp_path):
     y = rng.integers(0, 3, 40)
     x = rng.normal(size=(40, 5)) + 2 * np.eye(3, 5)[y]
     np.savez(
-        tmp_path / "arrays.npz", x_train=x[:30], y_train=y[:30], teacher_train=4 * np.eye(3)[y[:30]],
-        x_test=x[30:], y_test=y[30:],
-    )  # fmt: skip
+        tmp_path / "arrays.npz",
+        x_train=x[:30],
+        y_train=y[:30],
+        teacher_train=4 * np.eye(3)[y[:30]],
+        x_test=x[30:],
+        y_test=y[30:],
+    )
     cfg = {
         "train": {"task": "classification", "model": "linear", "steps": 30, "eval_every": 10},
         "data": {"kind": "arrays", "path": "arrays.npz"},
@@ -154,9 +176,14 @@ def test_scan_from_json_with_fixed_arrays(capsys, tmp_path):
     }
     (tmp_path / "scan.json").write_text(json.dumps(cfg))
     code, stdout, _ = run_cli(
-        capsys, "scan", "--config", str(tmp_path / "scan.json"), "--out", str(tmp_path / "o"),
+        capsys,
+        "scan",
+        "--config",
+        str(tmp_path / "scan.json"),
+        "--out",
+        str(tmp_path / "o"),
         "--json",
-    )  # fmt: skip
+    )
     r = json.loads(stdout)
     assert code == 0 and r["n_diverged"] == 0
     assert r["shape"] == {"lam": 2, "temperature": 1, "learning_rate": 1, "seed": 1, "step": 3}

@@ -72,44 +72,71 @@ def test_mi_mixed_with_csv_labels_and_null(files, capsys):
     assert out["null"]["num"] == 3
 
 
+def _check_argv(files, teacher, labels):
+    return [
+        "check",
+        "--teacher",
+        files[teacher],
+        "--student",
+        files["h2"],
+        "--labels",
+        files[labels],
+    ]
+
+
 def test_check_holds(files, capsys):
-    out = _json(
-        capsys,
-        [
-            "check",
-            "--teacher",
-            files["h1"],
-            "--student",
-            files["h2"],
-            "--labels",
-            files["lab"],
-            "--json",
-        ],
-    )
+    out = _json(capsys, _check_argv(files, "h1", "lab") + ["--json"])
     assert set(out) >= {"mi_teacher_student", "mi_student_label", "gap", "gap_ci", "verdict"}
-    assert out["mi_student_label"]["estimator"] == "mixed"
-    assert out["gap"] == pytest.approx(
-        out["mi_teacher_student"]["mi"] - out["mi_student_label"]["mi"]
-    )
+    assert out["validated"] is True and out["labels"] is True
+    assert [f["family"] for f in out["families"]] == ["gc", "knn"]
+    for f in out["families"]:  # bias correction is linear: corrected gap = corrected difference
+        g = f["gap"]["value"]
+        i12, i2y = f["mi_teacher_student"]["value"], f["mi_student_label"]["value"]
+        assert g == pytest.approx(i12 - i2y, abs=1e-12)
+        assert f["gap"]["ci"][0] > 0 and f["side"] == 1
     assert out["gap_ci"][0] > 0 and out["verdict"] == "cch-holds"
 
 
 def test_check_fails_and_readable(files, capsys):
-    argv = [
-        "check",
-        "--teacher",
-        files["far"],
-        "--student",
-        files["h2"],
-        "--labels",
-        files["labcsv"],
-    ]
+    argv = _check_argv(files, "far", "labcsv")
     out = _json(capsys, argv + ["--json"])
     assert out["verdict"] == "cch-fails" and out["gap_ci"][1] < 0
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "verdict: cch-fails" in text
+    assert "verdict: cch-fails" in text and "validated (inside" in text
     assert "does not mean KD will hurt" in text.replace("\n", " ")
+
+
+def test_check_outside_validated_range_is_never_confident(files, capsys, tmp_path):
+    # 2 + 2 dims at n = 600 is validated; the same data with 40 extra noise columns per side
+    # is not: the verdict must be inconclusive, and say why.
+    rng = np.random.default_rng(1)
+    for name in ("h1", "h2"):
+        a = np.load(files[name])
+        np.save(tmp_path / f"{name}_wide.npy", np.c_[a, rng.standard_normal((a.shape[0], 40))])
+    argv = ["check", "--teacher", str(tmp_path / "h1_wide.npy"), "--student",
+            str(tmp_path / "h2_wide.npy"), "--labels", files["lab"], "--families", "gc"]  # fmt: skip
+    out = _json(capsys, argv + ["--json"])
+    assert out["validated"] is False and "validated" in out["validated_reason"]
+    assert out["verdict"] == "inconclusive"
+    assert out["families"][0]["side"] == 1  # the estimate itself still sees the gap
+    assert main(argv) == 0
+    assert "NOT validated" in capsys.readouterr().out
+
+
+def test_check_reports_ties(files, capsys, tmp_path):
+    h2 = np.load(files["h2"]).round(1)  # coarse values: many ties in every column
+    np.save(tmp_path / "h2r.npy", h2)
+    argv = ["check", "--teacher", files["h1"], "--student", str(tmp_path / "h2r.npy"), "--labels",
+            files["lab"], "--families", "gc"]  # fmt: skip
+    out = _json(capsys, argv + ["--json"])
+    dup = (
+        h2.shape[0]
+        - np.unique(np.c_[np.load(files["h1"]), h2, np.load(files["lab"])], axis=0).shape[0]
+    )
+    assert out["ties"]["tied_rows"] == h2.shape[0] and out["ties"]["duplicate_rows"] == dup
+    assert main(argv) == 0
+    assert f"{h2.shape[0]} rows share a value" in capsys.readouterr().out
 
 
 def test_verdict_rule():
@@ -133,6 +160,34 @@ def test_verdict_rule():
         (
             ["check", "--teacher", "{nan}", "--student", "{h2}", "--labels", "{lab}"],
             "--teacher: 1 row",
+        ),
+        (
+            [
+                "check",
+                "--teacher",
+                "{h1}",
+                "--student",
+                "{h2}",
+                "--labels",
+                "{lab}",
+                "--surrogates",
+                "3",
+            ],
+            "surrogates=3 must be >= 8",
+        ),
+        (
+            [
+                "check",
+                "--teacher",
+                "{h1}",
+                "--student",
+                "{h2}",
+                "--labels",
+                "{lab}",
+                "--knn-budget",
+                "-1",
+            ],
+            "knn_budget_s=-1.0",
         ),
     ],
 )

@@ -20,18 +20,41 @@ from experiments import omics
 
 TINY = {
     "multiview": dict(
-        views=("fou", "mor"), noise=(0.0, 4.0), seeds=2, lams=(0.5,), temperatures=(2.0,),
-        hidden=16, steps=40, batch_size=64,
+        views=("fou", "mor"),
+        noise=(0.0, 4.0),
+        seeds=2,
+        lams=(0.5,),
+        temperatures=(2.0,),
+        hidden=16,
+        steps=40,
+        batch_size=64,
     ),
     "omics": dict(
-        cohorts=("kipan",), students=("mirna", "fusion"), seeds=2, lams=(0.5,),
-        temperatures=(2.0,), hidden=16, steps=40, batch_size=64,
+        cohorts=("kipan",),
+        students=("mirna", "fusion"),
+        seeds=2,
+        lams=(0.5,),
+        temperatures=(2.0,),
+        hidden=16,
+        steps=40,
+        batch_size=64,
     ),
     "mnist_m": dict(
-        sigmas=(0.0, 8.0), seeds=2, lams=(0.5,), temperatures=(2.0,), n_train=256, n_test=200,
-        channels=(4,), hidden=16, steps=20, batch_size=32, pca_fit=256, mi_n=200, subsets=2,
+        sigmas=(0.0, 8.0),
+        seeds=2,
+        lams=(0.5,),
+        temperatures=(2.0,),
+        n_train=256,
+        n_test=200,
+        channels=(4,),
+        hidden=16,
+        steps=20,
+        batch_size=32,
+        pca_fit=256,
+        mi_n=200,
+        subsets=2,
     ),
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 that `cch plot` can redraw, and its numbers are sane (students agree with the theory).
 
 `cch_audit` (pure theory, cheap) runs through the CLI as a user would: `cch reproduce cch_audit
---quick` with the default folders, redirected to a temporary copy of the project root.
+--quick` with the default folders, run in a temporary current directory.
 """
 
 import json
@@ -11,18 +11,23 @@ import numpy as np
 import pytest
 
 import experiments
-import experiments._common as common
 from cch_jax.cli import main as cli
 
 TINY = {
     "theorem1_curves": dict(
-        p=4, ns=(200, 12), teacher_noise=(0.3, 30.0), student_lams=(0.0, 0.5), seeds=8,
-        steps=300, theory_lams=20,
+        p=4,
+        ns=(200, 12),
+        teacher_noise=(0.3, 30.0),
+        student_lams=(0.0, 0.5),
+        seeds=8,
+        steps=300,
+        theory_lams=20,
     ),
     "gap_scatter": dict(num_models=100, p1=3, p2=3, n=20, simulated_models=2, seeds=64, steps=1500),
-    "mfh_classification": dict(overlaps=(0, 10), lams=(0.5,), temperatures=(2.0,), seeds=4,
-                               steps=200),
-}  # fmt: skip
+    "mfh_classification": dict(
+        overlaps=(0, 10), lams=(0.5,), temperatures=(2.0,), seeds=4, steps=200
+    ),
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +43,9 @@ def ran(tmp_path_factory):
                     quick=True, out=tmp / "results", figures=tmp / "fig", **TINY[name]
                 )
                 cache[name] = (result, tmp / "results", tmp / "fig")
-            else:  # through the CLI, default folders under a temporary project root
+            else:  # through the CLI, default folders under a temporary current directory
                 with pytest.MonkeyPatch.context() as mp:
-                    mp.setattr(common, "ROOT", tmp)
+                    mp.chdir(tmp)
                     assert cli(["reproduce", name, "--quick"]) == 0
                 results = tmp / "results" / "quick"
                 meta = json.loads((results / name / "results.json").read_text())
@@ -62,7 +67,7 @@ def test_experiment_runs_and_replots(name, ran):
         rc = cli(["plot", str(results), "--figures", str(figures)])
     else:  # `cch plot results/quick` redraws into figures/quick/ by default
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(common, "ROOT", results.parent.parent)
+            mp.chdir(results.parent.parent)
             rc = cli(["plot", str(results)])
     assert rc == 0 and png.is_file()
 

@@ -12,17 +12,15 @@ import numpy as np
 import pytest
 
 import theory
-from cch_jax.losses import regression_kd_loss
+from cch_jax.losses import linear_stats, regression_kd_loss, regression_kd_loss_from_stats
 from cch_jax.models import LinearStudent, MLPStudent
 from cch_jax.scan import make_chunk_fn, run_scan
 from cch_jax.train import (
     ArrayData,
     GaussianSource,
     TrainConfig,
-    _student,
-    linear_stats,
+    make_student,
     make_train,
-    regression_kd_loss_from_stats,
     uses_fast_path,
 )
 
@@ -63,9 +61,9 @@ def _both(config, data=None, seeds=8):
     out = []
     for fast in (True, False):
         cfg = config.replace(fast_path=fast)
-        assert uses_fast_path(cfg, _student(cfg, data or cfg.data)) is fast
-        run = jax.vmap(make_train(cfg, data), in_axes=(0, 0, None, None))
-        out.append(jax.jit(run)(keys, lams, 1.0, 0.05))
+        assert uses_fast_path(cfg, make_student(cfg, data or cfg.data)) is fast
+        run = jax.vmap(make_train(cfg, data), in_axes=(None, 0, 0, None, None))
+        out.append(jax.jit(run)(data, keys, lams, 1.0, 0.05))
     return out
 
 
@@ -137,7 +135,7 @@ class _ScaledLinear(LinearStudent):
 )
 def test_fast_path_is_used_only_where_exact(source, changes, expected):
     config = TrainConfig(data=source).replace(**changes)
-    assert uses_fast_path(config, _student(config, source)) is expected
+    assert uses_fast_path(config, make_student(config, source)) is expected
 
 
 def test_classification_never_uses_the_fast_path():
@@ -150,7 +148,7 @@ def test_classification_never_uses_the_fast_path():
         rng.integers(0, 3, 5),
     )
     config = TrainConfig(task="classification", data=data)
-    assert not uses_fast_path(config, _student(config, data))
+    assert not uses_fast_path(config, make_student(config, data))
 
 
 def test_fast_path_is_part_of_the_config_identity(source):

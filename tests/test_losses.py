@@ -1,4 +1,4 @@
-"""KD losses (design.md §4) and the Gaussian sampler: formulas, λ = 0, finite differences, T²."""
+"""KD losses and the Gaussian sampler: formulas, λ = 0, finite differences, T²."""
 
 import jax
 import jax.numpy as jnp

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import theory
-from cch_jax import train as train_module
 from cch_jax.progress import Progress, format_seconds
 from cch_jax.results import atomic_write_bytes, load_scan
 from cch_jax.scan import clear_cache, run_scan
@@ -32,23 +31,30 @@ def config():
 
 def scan(config, **kwargs):
     return run_scan(
-        config, GRID["lams"], GRID["temperatures"], GRID["seeds"],
-        learning_rates=GRID["learning_rates"], **kwargs,
-    )  # fmt: skip
+        config,
+        GRID["lams"],
+        GRID["temperatures"],
+        GRID["seeds"],
+        learning_rates=GRID["learning_rates"],
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="module")
-def chunked(config):
+def chunked(config, traces):
     clear_cache()  # no compiled function from an earlier test
-    before = train_module.TRACES["train"]
+    before = traces["train"]
     result = scan(config, chunk_size=7)
-    return result, train_module.TRACES["train"] - before
+    return result, traces["train"] - before
 
 
 def assert_same(a, b, exact=True):
     check = np.testing.assert_array_equal if exact else np.testing.assert_allclose
-    for x, y in zip(jax.tree.leaves((a.params, a.metrics, a.diverged)),
-                    jax.tree.leaves((b.params, b.metrics, b.diverged)), strict=True):  # fmt: skip
+    for x, y in zip(
+        jax.tree.leaves((a.params, a.metrics, a.diverged)),
+        jax.tree.leaves((b.params, b.metrics, b.diverged)),
+        strict=True,
+    ):
         check(np.asarray(x), np.asarray(y))
     assert a.coords == b.coords and a.axes == b.axes
 
@@ -87,7 +93,7 @@ def test_chunking_and_padding_do_not_change_the_numbers(config, chunked):
     assert_same(scan(config, chunk_size=1000), chunked[0], exact=False)
 
 
-def test_a_killed_scan_resumes_and_ends_with_the_same_numbers(config, chunked, tmp_path):
+def test_a_killed_scan_resumes_and_ends_with_the_same_numbers(config, chunked, tmp_path, traces):
     out = tmp_path / "scan"
 
     def kill_after_chunk_1(i, n):
@@ -108,9 +114,9 @@ def test_a_killed_scan_resumes_and_ends_with_the_same_numbers(config, chunked, t
     assert_same(resumed, chunked[0])
     assert not (out / "chunks").exists()
 
-    traces = train_module.TRACES["train"]
+    before = traces["train"]
     again = scan(config, chunk_size=7, out=out, on_chunk=lambda i, n: computed.append(i))
-    assert computed == [2] and train_module.TRACES["train"] == traces  # loaded, not recomputed
+    assert computed == [2] and traces["train"] == before  # loaded, not recomputed
     assert_same(again, chunked[0])
 
     with pytest.raises(ValueError, match="holds a different scan"):
@@ -192,9 +198,13 @@ def test_sharded_over_4_devices_equals_one_device(chunked, tmp_path):
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + MULTI_DEVICE], env=env, cwd=root, capture_output=True, text=True,
+        [sys.executable, "-c", f"OUT = {str(tmp_path)!r}\n" + MULTI_DEVICE],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
         timeout=300,
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["devices"] == report["run_axis_devices"] == report["output_devices"] == 4
@@ -216,14 +226,14 @@ def test_sharded_over_4_devices_equals_one_device(chunked, tmp_path):
         (dict(learning_rates=[-0.1]), ValueError, r"learning_rate=-0.1 must be > 0"),
     ],
 )
-def test_bad_grids_are_rejected_before_any_work(config, grid, err, match):
+def test_bad_grids_are_rejected_before_any_work(config, grid, err, match, traces):
     g = {**GRID, **grid}
-    traces = train_module.TRACES["train"]
+    before = traces["train"]
     with pytest.raises(err, match=match):
         run_scan(
             config, g["lams"], g["temperatures"], g["seeds"], learning_rates=g["learning_rates"]
         )
-    assert train_module.TRACES["train"] == traces
+    assert traces["train"] == before
 
 
 def test_classification_lam_must_lie_in_unit_interval():

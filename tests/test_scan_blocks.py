@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import theory
-from cch_jax import train as train_module
 from cch_jax.scan import clear_cache, make_chunk_fn, run_scan
 from cch_jax.train import GaussianSource, TrainConfig
 
@@ -23,13 +22,13 @@ def config():
     )
 
 
-def test_blocks_give_the_whole_chunk_numbers_with_one_trace(config):
+def test_blocks_give_the_whole_chunk_numbers_with_one_trace(config, traces):
     grid = dict(lams=[0.0, 1.0], seeds=range(5), learning_rates=[0.05])
     whole = run_scan(config, **grid, chunk_size=8)
     clear_cache()
-    before = train_module.TRACES["train"]
+    before = traces["train"]
     blocked = run_scan(config, **grid, chunk_size=8, vmap_size=4)  # 2nd chunk padded
-    assert train_module.TRACES["train"] - before == 1
+    assert traces["train"] - before == 1
     for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(blocked)):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 

@@ -180,5 +180,5 @@ def test_cli_garbage_file_exits_2(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 2 and "cannot read" in proc.stderr
+    assert proc.returncode == 2 and "--cov" in proc.stderr and "not a .npy file" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,4 +1,4 @@
-"""The exact expected risk against Monte Carlo over sampled training sets (design.md §2).
+"""The exact expected risk (docs/theory.md eq. 7) against Monte Carlo over sampled training sets.
 
 Independent method: numpy float64 OLS on the blended target ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1+λ),
 its exact test risk from Σ, averaged over 20 000 training sets; tolerance 4 standard errors.

@@ -1,4 +1,4 @@
-"""Theorem 1 (our reconstruction, design.md §2) as a randomised property test.
+"""Theorem 1 (our reconstruction, docs/theory.md eq. 17) as a randomised property test.
 
 bounded (Var t ≤ Var y) ∧ aligned (Cov(t, s) > 0) ∧ CCH (I(t;s) > I(s;y))  ⇒  ∂R/∂λ(0) < 0.
 Teachers are the optimal one or random directions of random scale, so all premises vary.

@@ -10,14 +10,7 @@ import theory
 from cch_jax.models import CNNStudent, LinearStudent, MLPStudent, linear_weights, make_model
 from cch_jax.results import seed_stats
 from cch_jax.scan import run_scan
-from cch_jax.train import (
-    ArrayData,
-    GaussianSource,
-    TrainConfig,
-    closed_form_weights,
-    gaussian_training_set,
-    make_train,
-)
+from cch_jax.train import ArrayData, GaussianSource, TrainConfig, make_train, training_set
 
 LAMS = np.array([0.0, 0.5, 2.0])
 N_SEEDS = 1000  # ≥ 500 training sets per λ for the 4-SEM comparison
@@ -42,10 +35,10 @@ def test_students_reach_their_closed_form_weights(source, trained):
     # Each student minimised its own training set's loss: ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1+λ).
     @jax.jit
     def closed_form(lam):
-        sets = jax.vmap(lambda s: gaussian_training_set(source, jax.random.key(s)))(
+        sets = jax.vmap(lambda s: training_set(source, None, jax.random.key(s)))(
             jnp.arange(N_SEEDS)
         )
-        return jax.vmap(lambda x2, y, t: closed_form_weights(x2, y, t, lam))(*sets)
+        return jax.vmap(lambda x2, y, t: theory.kd_weights(x2, y, t, lam))(*sets)
 
     for i, lam in enumerate(LAMS):
         w_hat = closed_form(lam)
@@ -82,7 +75,7 @@ def test_vmapped_runs_equal_single_runs(source):
     for i, lam in enumerate(lams):
         for j, lr in enumerate(lrs):
             for k, seed in enumerate(seeds):
-                one = single(jax.random.key(seed), lam, 1.0, lr)
+                one = single(None, jax.random.key(seed), lam, 1.0, lr)
                 got = jax.tree.map(lambda x, i=i, j=j, k=k: x[i, 0, j, k], scan.params)
                 np.testing.assert_allclose(linear_weights(got), linear_weights(one.params), 1e-5)
                 for name in ("total", "label", "kd", "test"):
@@ -95,7 +88,7 @@ def test_vmapped_runs_equal_single_runs(source):
 
 def test_metric_trajectory_shapes_and_loss_parts(source):
     config = TrainConfig(data=source, steps=60, eval_every=20, optimizer="sgd")
-    res = jax.jit(make_train(config))(jax.random.key(0), 0.5, 1.0, 0.01)
+    res = jax.jit(make_train(config))(None, jax.random.key(0), 0.5, 1.0, 0.01)
     assert res.metrics.total.shape == (3,) and config.eval_steps.tolist() == [20, 40, 60]
     np.testing.assert_allclose(res.metrics.total, res.metrics.label + 0.5 * res.metrics.kd)
     assert res.metrics.total[-1] < res.metrics.total[0]  # it learns
@@ -116,10 +109,14 @@ def test_divergence_is_flagged_not_averaged(source):
 def test_minibatch_mlp_on_gaussian_data(source):
     # Non-linear student: the test metric is the MSE on a fixed Gaussian test sample.
     config = TrainConfig(
-        data=source, model="mlp", model_kwargs={"hidden": [8]}, steps=200, eval_every=100,
+        data=source,
+        model="mlp",
+        model_kwargs={"hidden": [8]},
+        steps=200,
+        eval_every=100,
         batch_size=8,
-    )  # fmt: skip
-    res = jax.jit(make_train(config))(jax.random.key(0), 1.0, 1.0, 0.01)
+    )
+    res = jax.jit(make_train(config))(None, jax.random.key(0), 1.0, 1.0, 0.01)
     assert res.metrics.test.shape == (2,) and np.all(np.isfinite(res.metrics.test))
     # The metric is the MSE of the final network on the documented fixed test sample
     # (n_test points drawn with key test_seed), recomputed here from the returned parameters.
@@ -131,7 +128,7 @@ def test_minibatch_mlp_on_gaussian_data(source):
     pred = make_model("mlp", hidden=[8], out=1).apply(res.params, x_test)[:, 0]
     np.testing.assert_allclose(res.metrics.test[-1], np.mean((pred - y_test) ** 2), rtol=1e-10)
     # No predictor beats the Bayes risk σ² = Var(y | x2) beyond the test sample's noise.
-    sigma2 = source.population()[2]
+    sigma2 = float(theory.population(source.model).sigma2)
     assert res.metrics.test[-1] > sigma2 * (1 - 4 * np.sqrt(2 / source.n_test))
 
 
@@ -150,11 +147,15 @@ def test_classification_cnn_on_fixed_arrays():
     xt, yt, _ = _blobs(60, 1, shape=(28, 28, 3))
     data = ArrayData(x, y, t, xt, yt)
     config = TrainConfig(
-        task="classification", model="cnn", model_kwargs={"channels": [4], "hidden": 8},
-        steps=40, eval_every=20, batch_size=32,
-    )  # fmt: skip
+        task="classification",
+        model="cnn",
+        model_kwargs={"channels": [4], "hidden": 8},
+        steps=40,
+        eval_every=20,
+        batch_size=32,
+    )
     train = jax.jit(make_train(config, data))
-    res = train(jax.random.key(0), 0.5, 2.0, 0.01)
+    res = train(data, jax.random.key(0), 0.5, 2.0, 0.01)
     assert res.metrics.test.shape == (2,)
     assert res.metrics.test[-1] > 0.9  # three easy classes: chance is 1/3
     assert res.params["params"]["head"]["kernel"].shape == (8, 3)  # out inferred = C
@@ -245,14 +246,13 @@ HIGHEST = (jax.lax.Precision.HIGHEST, jax.lax.Precision.HIGHEST)
 @pytest.mark.parametrize("fast_path", [True, False])
 def test_linear_runs_use_full_float32_products(source, fast_path):
     """Every product of a linear Gaussian run and of its closed-form reference is at precision
-    HIGHEST: XLA's default for float32 on NVIDIA GPUs is TF32 (~1e-3 relative), which put the
-    closed-form ŵ(λ) 3e-3 off float32 students on an H100 (`cch verify --float32`)."""
+    HIGHEST (why: the LinearStudent docstring)."""
     config = TrainConfig(data=source, steps=4, eval_every=2, fast_path=fast_path)
-    args = (jax.random.key(0), 0.5, 1.0, 0.1)
+    args = (None, jax.random.key(0), 0.5, 1.0, 0.1)
     precisions = _dot_precisions(make_train(config), *args)
     assert precisions and all(p == HIGHEST for p in precisions), precisions
-    x2, y, t = gaussian_training_set(source, jax.random.key(0))
-    precisions = _dot_precisions(lambda *a: closed_form_weights(*a, 0.5), x2, y, t)
+    x2, y, t = training_set(source, None, jax.random.key(0))
+    precisions = _dot_precisions(lambda *a: theory.kd_weights(*a, 0.5), x2, y, t)
     assert precisions and all(p == HIGHEST for p in precisions), precisions
 
 

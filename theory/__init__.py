@@ -1,10 +1,20 @@
-"""Closed-form theory of cross-modal KD in the joint Gaussian linear model (design.md §2).
+"""Closed-form theory of cross-modal KD in the joint Gaussian linear model (docs/theory.md).
 
 All public functions compute in float64 (scoped: see `theory._x64`) and are jit/vmap-safe.
 """
 
 from theory.info import mi_blocks, mi_student_label, mi_teacher_student
-from theory.model import JointGaussian, KDStats, kd_stats, optimal_teacher
+from theory.model import (
+    JointGaussian,
+    KDStats,
+    Population,
+    kd_stats,
+    kd_weights,
+    optimal_teacher,
+    population,
+    population_risk,
+    risk_from_population,
+)
 from theory.random import Audit, Confusion, audit, factor_model, random_model
 from theory.risk import (
     asymptotic_risk,
@@ -23,6 +33,7 @@ __all__ = [
     "Confusion",
     "JointGaussian",
     "KDStats",
+    "Population",
     "asymptotic_risk",
     "audit",
     "baseline_risk",
@@ -32,13 +43,17 @@ __all__ = [
     "helpful_lambda_max",
     "kd_helps_small_lambda",
     "kd_stats",
+    "kd_weights",
     "mi_blocks",
     "mi_student_label",
     "mi_teacher_student",
     "min_risk",
     "optimal_lambda",
     "optimal_teacher",
+    "population",
+    "population_risk",
     "random_model",
+    "risk_from_population",
     "risk_slope_at_zero",
     "theorem1_assumptions",
 ]

@@ -1,4 +1,4 @@
-"""Scoped float64 for the closed-form theory.
+"""Scoped float64 and precise products for the closed-form theory.
 
 JAX computes in float32 unless x64 is enabled. Flipping the global flag on import would make the
 engine float64 too (slow on GPU), so each public theory function runs inside `jax.enable_x64(True)`
@@ -43,3 +43,10 @@ def _to_numpy(x):
 def as_float(x):
     """`x` as a JAX array of the widest float dtype currently enabled."""
     return jnp.asarray(x, dtype=jnp.result_type(float))
+
+
+def hi(a, b):
+    """a @ b at precision "highest": theory code traced inside a float32 run must not drop to the
+    GPU's TF32 default (docs/design.md, "Precision"). The theory imports nothing of the engine, so
+    it keeps this two-line helper of its own."""
+    return jnp.matmul(a, b, precision="highest")

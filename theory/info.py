@@ -1,4 +1,4 @@
-"""Analytic mutual informations of the Gaussian model, in nats (design.md §2).
+"""Analytic mutual informations of the Gaussian model, in nats (docs/theory.md eqs. 13-14).
 
 Scalar jointly Gaussian u, v: I(u; v) = −½ log(1 − ρ²). Vector blocks:
 I(a; b) = ½ log(det Σaa · det Σbb / det Σ[a,b]).

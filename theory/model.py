@@ -1,7 +1,8 @@
-"""The joint Gaussian model (x1, x2, y) ~ N(0, Σ) and its population quantities (design.md §2).
+"""The joint Gaussian model (x1, x2, y) ~ N(0, Σ) and its population quantities (docs/theory.md).
 
 Σ is ordered [x1 (p1), x2 (p2), y (1)]. A fixed linear teacher t = w1ᵀx1 is distilled into a linear
-student on x2. Every quantity below is one small function of (Σ, w1), written as in the design note.
+student on x2. Every quantity below is one small function of (Σ, w1), numbered as in docs/theory.md:
+the student's minimiser ŵ(λ) (eq. 3), the population quantities (eq. 4), the risk R(w, b) (eq. 5).
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory._x64 import as_float, float64
+from theory._x64 import as_float, float64, hi
 
 SYMMETRY_RTOL = 1e-10
 
 
-def _check_dim(name: str, value) -> int:
+def check_int(name: str, value, low: int = 1) -> int:
+    """`value` as an int, or TypeError/ValueError naming `name`, the value and the rule (>= low).
+
+    The project's one integer check: the engine uses it too (the theory is the bottom layer)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):
         raise TypeError(f"{name}={value!r} must be an integer")
-    if value < 1:
-        raise ValueError(f"{name}={value} must be >= 1")
+    if value < low:
+        raise ValueError(f"{name}={value} must be >= {low}")
     return int(value)
 
 
@@ -30,7 +34,7 @@ def validate_cov(cov, p1: int, p2: int) -> np.ndarray:
 
     Accepts a single (d, d) matrix or a batch (..., d, d). Raises ValueError naming the rule.
     """
-    p1, p2 = _check_dim("p1", p1), _check_dim("p2", p2)
+    p1, p2 = check_int("p1", p1), check_int("p2", p2)
     c = np.asarray(cov, dtype=np.float64)
     if c.ndim < 2 or c.shape[-1] != c.shape[-2]:
         raise ValueError(f"cov of shape {c.shape} must be a square matrix (d, d)")
@@ -107,7 +111,7 @@ class JointGaussian:
 
 
 class KDStats(NamedTuple):
-    """Population quantities of design.md §2 for one (model, teacher w1); scalars.
+    """Population quantities (docs/theory.md eq. 4) for one (model, teacher w1); scalars.
 
     sigma2 = Var(y|x2), sigma_t2 = Var(t|x2), c = Cov(y, t|x2), D = (v − w*)ᵀΣ22(v − w*).
     """
@@ -138,26 +142,68 @@ def best_student(model: JointGaussian):
 
 def teacher_projection(model: JointGaussian, w1):
     """v = Σ22⁻¹Σ21 w1: the best linear predictor of t = w1ᵀx1 from x2, shape (p2,)."""
-    return jnp.linalg.solve(model.block("x2", "x2"), model.block("x2", "x1") @ w1)
+    return jnp.linalg.solve(model.block("x2", "x2"), hi(model.block("x2", "x1"), w1))
+
+
+class Population(NamedTuple):
+    """What the risk of a linear student on x2 depends on (eq. 5).
+
+    w_star = w* = Σ22⁻¹Σ2y (p2,), S22 = Σ22 (p2, p2), sigma2 = σ² = Var(y|x2) = σy² − Σy2 w* ().
+    """
+
+    w_star: jax.Array
+    S22: jax.Array
+    sigma2: jax.Array
+
+
+@float64
+def population(model: JointGaussian) -> Population:
+    """w*, Σ22 and σ² of one model (float64: the engine computes them once, outside its trace)."""
+    w_star = best_student(model)
+    var_y, Sy2 = model.block("y", "y")[0, 0], model.block("y", "x2")[0]
+    return Population(w_star=w_star, S22=model.block("x2", "x2"), sigma2=var_y - hi(Sy2, w_star))
+
+
+def risk_from_population(pop: Population, w, b=0.0):
+    """R(w, b) = σ² + (w − w*)ᵀΣ22(w − w*) + b² (eq. 5); w (p2,), b scalar.
+
+    Centred on w* rather than expanded (σy² − 2wᵀΣ2y + wᵀΣ22w + b²): no cancellation near the
+    optimum, where trained students are. Not wrapped: traced inside training runs.
+    """
+    d = w - pop.w_star
+    return pop.sigma2 + hi(d, hi(pop.S22, d)) + b**2
+
+
+@float64
+def population_risk(model: JointGaussian, w, b=0.0):
+    """R(w, b) = E(y − wᵀx2 − b)², the exact test MSE of the linear student (w, b) (eq. 5)."""
+    return risk_from_population(population(model), as_float(w), b)
+
+
+@float64
+def kd_weights(x2, y, t, lam):
+    """ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1 + λ), the minimiser of the KD loss on one training set (eq. 3).
+
+    x2 (n, p2), y (n,), t (n,) → (p2,). Products at precision "highest" (`theory._x64.hi`).
+    """
+    target = (y + lam * t) / (1 + lam)
+    return jnp.linalg.solve(hi(x2.T, x2), hi(x2.T, target))
 
 
 def kd_stats(model: JointGaussian, w1) -> KDStats:
-    """σ², σt², c, D of design.md §2 (not wrapped: callers set the precision)."""
+    """σ², σt², c, D of eq. 4 (not wrapped: callers set the precision)."""
     S11, S12 = model.block("x1", "x1"), model.block("x1", "x2")
-    S22, Sy1, Sy2 = model.block("x2", "x2"), model.block("y", "x1")[0], model.block("y", "x2")[0]
-    var_y = model.block("y", "y")[0, 0]
-    w_star, v = best_student(model), teacher_projection(model, w1)
-    sigma2 = var_y - Sy2 @ w_star
-    sigma_t2 = w1 @ S11 @ w1 - w1 @ S12 @ v
-    c = Sy1 @ w1 - Sy2 @ v
-    d = v - w_star
-    return KDStats(sigma2=sigma2, sigma_t2=sigma_t2, c=c, D=d @ S22 @ d)
+    Sy1, Sy2 = model.block("y", "x1")[0], model.block("y", "x2")[0]
+    pop, v = population(model), teacher_projection(model, w1)
+    sigma_t2 = hi(w1, hi(S11, w1)) - hi(w1, hi(S12, v))
+    c = hi(Sy1, w1) - hi(Sy2, v)
+    d = v - pop.w_star
+    return KDStats(sigma2=pop.sigma2, sigma_t2=sigma_t2, c=c, D=hi(d, hi(pop.S22, d)))
 
 
 def finite_sample_factor(n: int, p2: int) -> float:
-    """k = p2/(n − p2 − 1), from E[(X2ᵀX2)⁻¹] = Σ22⁻¹/(n − p2 − 1) (Wishart mean)."""
-    if isinstance(n, bool) or not isinstance(n, int | np.integer):
-        raise TypeError(f"n={n!r} must be an integer")
+    """k = p2/(n − p2 − 1) (eq. 6), from E[(X2ᵀX2)⁻¹] = Σ22⁻¹/(n − p2 − 1) (Wishart mean)."""
+    check_int("n", n)
     if n <= p2 + 1:
         raise ValueError(
             f"n={n} must exceed p2+1={p2 + 1}: the expected risk is infinite (E[(X2ᵀX2)⁻¹] diverges)"

@@ -21,9 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory._x64 import float64
-from theory.info import scalar_gaussian_mi, teacher_student_moments
-from theory.model import JointGaussian, finite_sample_factor, kd_stats, optimal_teacher
-from theory.risk import lambda_max_from_stats, risk_from_stats
+from theory.info import mi_student_label, mi_teacher_student
+from theory.model import JointGaussian, finite_sample_factor, optimal_teacher
+from theory.risk import baseline_risk, expected_risk, helpful_lambda_max, risk_slope_at_zero
+from theory.verdicts import theorem1_assumptions
 
 
 def _log_uniform(key, shape, lo_hi):
@@ -136,6 +137,11 @@ class Audit(NamedTuple):
     at_lambda: tuple  # one Confusion per λ
     theorem1_violations: int  # bounded ∧ aligned ∧ CCH ∧ ¬(slope < 0): must be 0
     models: ModelSummary
+    cov: np.ndarray  # (num_models, d, d): the audited models themselves
+
+    def model(self, i: int) -> JointGaussian:
+        """The i-th audited model (its teacher is models.teacher[i])."""
+        return JointGaussian(self.cov[i], self.p1, self.p2)
 
     def to_dict(self) -> dict:
         """JSON-ready summary (per-model arrays left out)."""
@@ -157,26 +163,25 @@ class Audit(NamedTuple):
         }
 
 
-def _summarise(cov, xi, p1, p2, k, lams, teacher_noise):
+def _summarise(cov, xi, p1, p2, n, lams, teacher_noise) -> ModelSummary:
+    """Every per-model quantity of the audit, from the public functions (jit/vmap-safe)."""
     model = JointGaussian.unchecked(cov, p1, p2)
     w_opt = optimal_teacher(model)
     w1 = w_opt + teacher_noise * jnp.linalg.norm(w_opt) / np.sqrt(p1) * xi
-    s = kd_stats(model, w1)
-    var_t, var_s, cov_ts, var_y = teacher_student_moments(model, w1)
-    i_ts = scalar_gaussian_mi(cov_ts, var_t, var_s)
-    i_sy = scalar_gaussian_mi(var_s, var_s, var_y)
-    r0 = s.sigma2 * (1 + k)
+    i_ts, i_sy = mi_teacher_student(model, w1), mi_student_label(model)
+    r0 = baseline_risk(model, n)
+    a = theorem1_assumptions(model, w1)
     return ModelSummary(
         mi_teacher_student=i_ts,
         mi_student_label=i_sy,
         gap=i_ts - i_sy,
-        slope=2 * k * (s.c - s.sigma2),
-        lambda_max=lambda_max_from_stats(s, k),
-        risk_gain=risk_from_stats(s, k, lams) - r0,
+        slope=risk_slope_at_zero(model, w1, n),
+        lambda_max=helpful_lambda_max(model, w1, n),
+        risk_gain=expected_risk(model, w1, lams, n) - r0,
         baseline=r0,
         teacher=w1,
-        bounded=var_t <= var_y,
-        aligned=cov_ts > 0,
+        bounded=a.bounded,
+        aligned=a.aligned,
     )
 
 
@@ -198,7 +203,7 @@ def audit(
     The teacher is the optimal one, w1 = Σ11⁻¹Σ1y, perturbed when `teacher_noise` > 0:
     w1 + teacher_noise·‖w1‖/√p1·ξ, ξ ~ N(0, I) (an imperfectly trained teacher).
     `family` is passed to `random_model`."""
-    k = finite_sample_factor(n, p2)
+    finite_sample_factor(n, p2)  # n > p2 + 1, checked before any work
     lams_arr = jnp.asarray(lams, dtype=jnp.float64)
     if lams_arr.ndim != 1 or np.any(np.asarray(lams_arr) < 0):
         raise ValueError(f"lams={list(lams)} must be a 1-d sequence of values >= 0")
@@ -207,7 +212,7 @@ def audit(
     key_model, key_teacher = jax.random.split(key)
     models = random_model(key_model, p1, p2, num=num_models, **family)
     xi = jax.random.normal(key_teacher, (int(num_models), p1))
-    summarise = lambda c, x: _summarise(c, x, p1, p2, k, lams_arr, float(teacher_noise))
+    summarise = lambda c, x: _summarise(c, x, p1, p2, n, lams_arr, float(teacher_noise))
     summ = jax.jit(jax.vmap(summarise))(models.cov, xi)
     summ = ModelSummary(*(np.asarray(x) for x in summ))
     cch = summ.gap > 0
@@ -224,6 +229,7 @@ def audit(
         at_lambda=tuple(Confusion.count(cch, summ.risk_gain[:, j] < 0) for j in range(len(lams))),
         theorem1_violations=violations,
         models=summ,
+        cov=np.asarray(models.cov),
     )
 
 
@@ -252,8 +258,8 @@ def factor_model(
     the MI gap I(t; s) − I(s; y) from positive to negative; the label noise τy is what a good
     teacher can average out for the student.
     """
-    for name, val in (("teacher_noise", teacher_noise), ("student_noise", student_noise),
-                      ("label_noise", label_noise)):  # fmt: skip
+    noises = {"teacher_noise": teacher_noise, "student_noise": student_noise}
+    for name, val in {**noises, "label_noise": label_noise}.items():
         if not val > 0:
             raise ValueError(f"{name}={val} must be > 0 (keeps Σ positive definite)")
     rng = np.random.default_rng(seed)

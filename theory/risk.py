@@ -1,11 +1,13 @@
-"""Exact expected test risk of the distilled linear student and its consequences (design.md §2).
+"""Exact expected test risk of the distilled linear student and its consequences (docs/theory.md).
 
-With k = p2/(n − p2 − 1) and the population quantities σ², σt², c, D of `theory.model.kd_stats`:
+With k = p2/(n − p2 − 1) (eq. 6) and the population quantities σ², σt², c, D of
+`theory.model.kd_stats` (eq. 4):
 
-    R(λ) = σ² + [λ²D + k(σ² + 2λc + λ²σt²)] / (1+λ)²
+    R(λ) = σ² + [λ²D + k(σ² + 2λc + λ²σt²)] / (1+λ)²                                  (eq. 7)
 
 the expectation over Gaussian training sets of n samples of the test MSE of
-ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1+λ). Everything else here (R0, slope, λ*, λmax, R_min) follows.
+ŵ(λ) = (X2ᵀX2)⁻¹X2ᵀ(y + λt)/(1+λ) (eq. 3). Everything else here follows: R0 (eq. 8), the slope at
+0 (eq. 9), λmax (eq. 10), λ* and R_min (eq. 11), the proportional limit (eq. 12).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory._x64 import as_float, float64
-from theory.model import JointGaussian, KDStats, check_w1, finite_sample_factor, kd_stats
+from theory.model import (
+    JointGaussian,
+    KDStats,
+    check_w1,
+    finite_sample_factor,
+    kd_stats,
+    population,
+)
 
 
 def _check_lam(lam):
@@ -28,7 +37,7 @@ def _check_lam(lam):
 
 
 def risk_from_stats(s: KDStats, k, lam):
-    """R(λ) = σ² + [λ²D + k(σ² + 2λc + λ²σt²)] / (1+λ)²; at λ = ∞ the limit σ² + D + kσt²."""
+    """R(λ) = σ² + [λ²D + k(σ² + 2λc + λ²σt²)] / (1+λ)² (eq. 7); at λ = ∞ the limit σ² + D + kσt²."""
     inf = jnp.isinf(lam)
     lam_f = jnp.where(inf, 0.0, lam)
     finite = (
@@ -59,7 +68,7 @@ def expected_risk(model: JointGaussian, w1, lam, n: int):
 
 @float64
 def asymptotic_risk(model: JointGaussian, w1, lam, gamma):
-    """Proportional limit p2, n → ∞ with p2/n → γ ∈ (0, 1): R(λ) with k = γ/(1 − γ)."""
+    """Proportional limit p2, n → ∞ with p2/n → γ ∈ (0, 1): R(λ) with k = γ/(1 − γ) (eq. 12)."""
     w1, lam = check_w1(model, w1), _check_lam(lam)
     g = float(gamma)
     if not 0 < g < 1:
@@ -69,35 +78,33 @@ def asymptotic_risk(model: JointGaussian, w1, lam, gamma):
 
 @float64
 def baseline_risk(model: JointGaussian, n: int):
-    """R0 = R(0) = σ²(1 + k): the student without KD (does not depend on the teacher)."""
-    k = finite_sample_factor(n, model.p2)
-    sigma2 = kd_stats(model, jnp.zeros(model.p1)).sigma2
-    return sigma2 * (1 + k)
+    """R0 = R(0) = σ²(1 + k) (eq. 8): the student without KD (does not depend on the teacher)."""
+    return population(model).sigma2 * (1 + finite_sample_factor(n, model.p2))
 
 
 @float64
 def risk_slope_at_zero(model: JointGaussian, w1, n: int):
-    """∂R/∂λ at λ = 0: 2k(c − σ²). Negative iff a little KD helps."""
+    """∂R/∂λ at λ = 0: 2k(c − σ²) (eq. 9). Negative iff a little KD helps."""
     s, k = _stats_and_k(model, w1, n)
     return 2 * k * (s.c - s.sigma2)
 
 
 def lambda_star_from_stats(s: KDStats, k):
-    """λ* = k(σ² − c)/(D + k(σt² − c)); 0 if the numerator ≤ 0, ∞ if only the denominator ≤ 0."""
+    """λ* = k(σ² − c)/(D + k(σt² − c)) (eq. 11); 0 if the numerator ≤ 0, ∞ if only the denominator ≤ 0."""
     num, den = k * (s.sigma2 - s.c), s.D + k * (s.sigma_t2 - s.c)
     interior = num / jnp.where(den > 0, den, 1.0)
     return jnp.where(num <= 0, 0.0, jnp.where(den <= 0, jnp.inf, interior))
 
 
 def lambda_max_from_stats(s: KDStats, k):
-    """R(λ) < R0 iff λ·A < B, A = D + k(σt² − σ²), B = 2k(σ² − c): the interval (0, λmax)."""
+    """R(λ) < R0 iff λ·A < B, A = D + k(σt² − σ²), B = 2k(σ² − c): the interval (0, λmax) (eq. 10)."""
     A, B = s.D + k * (s.sigma_t2 - s.sigma2), 2 * k * (s.sigma2 - s.c)
     interior = B / jnp.where(A > 0, A, 1.0)
     return jnp.where(B <= 0, 0.0, jnp.where(A <= 0, jnp.inf, interior))
 
 
 def min_risk_from_stats(s: KDStats, k):
-    """R_min = σ² + (ae − b²)/(a − 2b + e) when 0 < λ* < ∞, else R at the boundary optimum."""
+    """R_min = σ² + (ae − b²)/(a − 2b + e) (eq. 11) when 0 < λ* < ∞, else R at the boundary optimum."""
     a, b, e = _quadratic(s, k)
     lam = lambda_star_from_stats(s, k)
     denom = a - 2 * b + e  # = D + k·Var(y − t | x2) ≥ 0

@@ -1,4 +1,4 @@
-"""The CCH verdict, the exact small-λ verdict and Theorem 1's assumptions (design.md §2)."""
+"""The CCH verdict, the exact small-λ verdict and Theorem 1's assumptions (docs/theory.md §6)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import jax
 
 from theory._x64 import float64
 from theory.info import mi_student_label, mi_teacher_student, teacher_student_moments
-from theory.model import JointGaussian, check_w1, finite_sample_factor, kd_stats
+from theory.model import JointGaussian, check_w1, kd_stats
 
 
 class Assumptions(NamedTuple):
@@ -20,19 +20,13 @@ class Assumptions(NamedTuple):
 
 @float64
 def cch_holds(model: JointGaussian, w1):
-    """CCH verdict: I(t; s) > I(s; y)."""
+    """CCH verdict: I(t; s) > I(s; y) (eq. 15)."""
     return mi_teacher_student(model, w1) > mi_student_label(model)
 
 
 @float64
-def kd_helps_small_lambda(model: JointGaussian, w1, n: int | None = None):
-    """Exact verdict: ∂R/∂λ(0) = 2k(c − σ²) < 0 ⇔ c < σ² (k > 0 for every valid n).
-
-    `n` is accepted for symmetry with the risk functions and validated when given; the sign does
-    not depend on it.
-    """
-    if n is not None:
-        finite_sample_factor(n, model.p2)
+def kd_helps_small_lambda(model: JointGaussian, w1):
+    """Exact verdict (eq. 16): ∂R/∂λ(0) = 2k(c − σ²) < 0 ⇔ c < σ², whatever n (k > 0)."""
     s = kd_stats(model, check_w1(model, w1))
     return s.c < s.sigma2
 

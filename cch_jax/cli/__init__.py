@@ -1,7 +1,8 @@
 """The `cch` command line. Each sub-command lives in its own module with `register(subparsers)`.
 
-User errors (ValueError, TypeError, OSError from bad input) print one line on stderr and exit 2;
-no traceback. Set CCH_DEBUG=1 to see the traceback anyway. Compiled programs are kept between
+Exit codes: 0 ok; 1 a negative verdict (`cch verify` disagrees, …); 2 a user error (ValueError,
+TypeError, OSError from bad input: one line on stderr, no traceback); 3 an internal error (a bug or
+an exhausted resource: one line too, naming the exception). Set CCH_DEBUG=1 to see the traceback. Compiled programs are kept between
 runs (`enable_compile_cache`; CCH_NO_COMPILE_CACHE=1 turns that off).
 """
 
@@ -23,6 +24,9 @@ def command_modules() -> list[str]:
 
     names = [m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name not in _NOT_COMMANDS]
     return sorted(names)
+
+
+EXIT_OK, EXIT_NEGATIVE, EXIT_USER_ERROR, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 
 
 class UserError(Exception):
@@ -94,12 +98,24 @@ def main(argv=None) -> int:
     except (UserError, ValueError, TypeError, OSError) as err:
         if os.environ.get("CCH_DEBUG"):
             raise
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        sys.stderr.write(f"cch {args.command}: error: {msg}\n")
-        return 2
+        sys.stderr.write(f"cch {args.command}: error: {_first_line(err)}\n")
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         sys.stderr.write(f"cch {args.command}: interrupted (results already saved are kept)\n")
         return 130
+    except Exception as err:  # a bug, or memory/device exhausted: still one line
+        if os.environ.get("CCH_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"cch {args.command}: internal error: {type(err).__name__}: {_first_line(err)} "
+            "(rerun with CCH_DEBUG=1 for the traceback)\n"
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 if __name__ == "__main__":

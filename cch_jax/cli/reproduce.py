@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import experiments
-from cch_jax.cli import UserError
+from cch_jax.cli.common import UserError
 
 
 def register(sub) -> None:
@@ -53,19 +53,20 @@ def run_reproduce(args) -> int:
 
 
 def run_plot(args) -> int:
-    import json
-
     root = Path(args.results_dir)
     if not root.is_dir():
         raise UserError(f"results_dir={args.results_dir!r} is not a directory")
+    from cch_jax.results import read_json
+
     folders = [root] if (root / "results.json").is_file() else sorted(root.glob("*/"))
-    done = 0
+    done, others = 0, []
     for folder in folders:
         sidecar = folder / "results.json"
         if not sidecar.is_file():
             continue
-        name = json.loads(sidecar.read_text()).get("experiment")
+        name = read_json(sidecar).get("experiment")
         if name not in experiments.EXPERIMENTS:
+            others.append(sidecar)
             continue
         quick = "quick" in folder.parts
         from experiments._common import figures_dir
@@ -73,6 +74,11 @@ def run_plot(args) -> int:
         for path in experiments.load(name).plot(folder, figures_dir(args.figures, quick)):
             print(path)
         done += 1
+    if not done and others:
+        raise UserError(
+            f"{others[0]} holds no experiment's results (a `cch scan`'s, say): cch plot redraws "
+            "the figures of `cch reproduce`; load a scan with cch_jax.results.load_scan"
+        )
     if not done:
         raise UserError(f"no experiment results (results.json) found under {args.results_dir!r}")
     return 0

@@ -5,16 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import theory
-from cch_jax.cli.common import load_array, print_json
-
-
-def example_model() -> tuple[theory.JointGaussian, int]:
-    """The built-in example: `theory.factor_model(4, 4, teacher_noise=0.5, rank=2)`, n = 40.
-
-    Chosen because it shows the point of the exact verdict: CCH fails here, yet KD helps at
-    every λ > 0.
-    """
-    return theory.factor_model(4, 4, teacher_noise=0.5, rank=2), 40
+from cch_jax.cli import common
 
 
 def register(sub) -> None:
@@ -22,14 +13,11 @@ def register(sub) -> None:
         "theory",
         help="exact risks, λ*, λmax, MIs and verdicts for a Gaussian model",
         description=(
-            "Closed-form expected risk of the distilled linear student (design.md §2) for "
+            "Closed-form expected risk of the distilled linear student (docs/theory.md) for "
             "(x1, x2, y) ~ N(0, COV), COV ordered [x1, x2, y]."
         ),
     )
-    p.add_argument("--cov", help="covariance .npy (or .npz/.csv), ordered [x1, x2, y]")
-    p.add_argument("--p1", type=int, help="teacher dimension p1 (p2 = size − p1 − 1)")
-    p.add_argument("--w1", help="teacher weights .npy of shape (p1,); default Σ11⁻¹Σ1y")
-    p.add_argument("--n", type=int, help="training-set size n (> p2 + 1)")
+    common.add_model_options(p)
     p.add_argument(
         "--lam",
         type=float,
@@ -37,7 +25,6 @@ def register(sub) -> None:
         default=[0.0, 0.2, 0.5, 1.0, 2.0],
         help="KD weights λ >= 0 at which to tabulate R(λ) (default 0 0.2 0.5 1 2)",
     )
-    p.add_argument("--example", action="store_true", help="use a built-in example model")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -59,12 +46,13 @@ def summarise(model: theory.JointGaussian, w1, n: int, lams) -> dict:
         "mi_teacher_student": float(theory.mi_teacher_student(model, w1)),
         "mi_student_label": float(theory.mi_student_label(model)),
         "cch_holds": bool(theory.cch_holds(model, w1)),
-        "kd_helps_small_lambda": bool(theory.kd_helps_small_lambda(model, w1, n)),
+        "kd_helps_small_lambda": bool(theory.kd_helps_small_lambda(model, w1)),
         "assumptions": {"bounded": bool(a.bounded), "aligned": bool(a.aligned)},
     }
 
 
 def format_table(r: dict) -> str:
+    cch = "holds" if r["cch_holds"] else "fails"
     lines = [
         f"Gaussian model: p1={r['p1']}, p2={r['p2']}, n={r['n']}",
         f"  R0 (no KD)            {r['baseline_risk']:.6g}",
@@ -73,7 +61,7 @@ def format_table(r: dict) -> str:
         f"  helpful λ interval    (0, {r['lambda_max']:.6g})",
         f"  I(t; s)  [nats]       {r['mi_teacher_student']:.6g}",
         f"  I(s; y)  [nats]       {r['mi_student_label']:.6g}",
-        f"  CCH verdict           {'holds' if r['cch_holds'] else 'fails'}  (CCH predicts 'helps' iff I(t;s) > I(s;y))",
+        f"  CCH verdict           {cch}  (CCH predicts 'helps' iff I(t;s) > I(s;y))",
         f"  exact verdict         {'KD helps' if r['kd_helps_small_lambda'] else 'KD hurts'}"
         "  for small λ (c < σ²)",
         f"  Theorem 1 assumptions bounded={r['assumptions']['bounded']}, "
@@ -90,13 +78,11 @@ def format_table(r: dict) -> str:
 
 
 def run(args) -> int:
-    from cch_jax.cli.verify import read_model
-
-    model, n = read_model(args)
-    w1 = load_array(args.w1, name="--w1") if args.w1 else theory.optimal_teacher(model)
-    result = summarise(model, w1, n, args.lam)
+    with common.options_in_errors(**common.MODEL_OPTIONS, lam="--lam"):
+        model, n = common.read_model(args)
+        result = summarise(model, common.read_teacher(args, model), n, args.lam)
     if args.json:
-        print_json(result)
+        common.print_json(result)
     else:
         print(format_table(result))
     return 0

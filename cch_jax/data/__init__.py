@@ -1,4 +1,5 @@
-"""Data sources for the engine: samplers of the Gaussian model (and loaders of real data)."""
+"""Data for the engine: the Gaussian sampler; the sources `train` draws from
+(`cch_jax.data.gaussian.GaussianSource`, `cch_jax.data.arrays.ArrayData`); loaders of real data."""
 
 from cch_jax.data.gaussian import sample_gaussian
 

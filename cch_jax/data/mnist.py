@@ -23,6 +23,7 @@ import pickle
 
 import numpy as np
 
+from cch_jax._base import check_int
 from cch_jax.data import wheels
 
 SPLITS = ("train", "valid", "test")
@@ -59,12 +60,6 @@ def _check_limit(limit, n: int) -> int:
     if not 1 <= limit <= n:
         raise ValueError(f"limit={limit} must be in [1, {n}] (the split's size)")
     return int(limit)
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed={seed!r} must be a non-negative int")
-    return int(seed)
 
 
 def _mnist_codes() -> dict[str, np.ndarray]:
@@ -168,7 +163,7 @@ def load_mnistm(split: str = "train", *, limit: int | None = None, seed: int = 0
     """
     _check_split(split)
     n = _check_limit(limit, SPLIT_SIZES[split])
-    x = _mnistm_codes(split, n, _check_seed(seed)).astype(np.float32) / 255.0
+    x = _mnistm_codes(split, n, check_int("seed", seed, 0)).astype(np.float32) / 255.0
     return x, _mnist_codes()[f"y_{split}"][:n].copy()
 
 
