@@ -16,8 +16,8 @@ from cch_jax.cli import main as cli
 TINY = {
     "theorem1_curves": dict(
         p=4,
-        ns=(200, 12),
-        teacher_noise=(0.3, 30.0),
+        ns=(200, 12),  # both panels: a large n and one where k = p2/(n − p2 − 1) is large
+        teacher_noise=(30.0,),  # one model per panel: each costs a compile (~15 s)
         student_lams=(0.0, 0.5),
         seeds=8,
         steps=300,
@@ -46,6 +46,8 @@ def ran(tmp_path_factory):
             else:  # through the CLI, default folders under a temporary current directory
                 with pytest.MonkeyPatch.context() as mp:
                     mp.chdir(tmp)
+                    # --quick's sizes, except 300 random models instead of 2000 (cost ∝ models)
+                    mp.setitem(experiments.load(name).QUICK, "num_models", 300)
                     assert cli(["reproduce", name, "--quick"]) == 0
                 results = tmp / "results" / "quick"
                 meta = json.loads((results / name / "results.json").read_text())
