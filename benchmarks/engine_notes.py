@@ -21,15 +21,21 @@ import numpy as np
 
 import theory
 from cch_jax.scan import run_scan
-from cch_jax.train import GaussianSource, TrainConfig, closed_form_weights, gaussian_training_set
+from cch_jax.train import GaussianSource, TrainConfig, training_set
 
 
 def big_scan() -> dict:
     model = theory.random_model(jax.random.key(3), 4, 8)
     config = TrainConfig(data=GaussianSource(model, 40), steps=500, eval_every=500)
     start = time.perf_counter()
-    run_scan(config, [0.0, 0.5, 1.0, 2.0], [1.0], np.arange(25_000), learning_rates=[0.1],
-             chunk_size=16384)  # fmt: skip
+    run_scan(
+        config,
+        [0.0, 0.5, 1.0, 2.0],
+        [1.0],
+        np.arange(25_000),
+        learning_rates=[0.1],
+        chunk_size=16384,
+    )
     wall = time.perf_counter() - start
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB
     return {"wall_s": round(wall, 1), "peak_rss_gib": round(rss, 2), "load": os.getloadavg()[0]}
@@ -47,18 +53,22 @@ def constant_adam(seeds: int = 200) -> dict:
             w = np.asarray(
                 scan.params["params"]["head"]["kernel"][:, 0, 0, :, :, 0]
             )  # (λ, seed, p2)
-            sets = jax.vmap(lambda s: gaussian_training_set(source, jax.random.key(s)))(
+            sets = jax.vmap(lambda s: training_set(source, None, jax.random.key(s)))(
                 jnp.arange(seeds)
             )
             errs = []
             for i, lam in enumerate(lams):
-                w_hat = np.asarray(jax.vmap(lambda x, y, t, lam=lam: closed_form_weights(
-                    x, y, t, lam))(*sets))  # fmt: skip
+                w_hat = np.asarray(
+                    jax.vmap(lambda x, y, t, lam=lam: theory.kd_weights(x, y, t, lam))(*sets)
+                )
                 rel = np.linalg.norm(w[i] - w_hat, axis=1) / np.linalg.norm(w_hat, axis=1)
                 errs.append(rel)
             errs = np.concatenate(errs)
-            out[schedule] = {"min": float(errs.min()), "median": float(np.median(errs)),
-                             "max": float(errs.max())}  # fmt: skip
+            out[schedule] = {
+                "min": float(errs.min()),
+                "median": float(np.median(errs)),
+                "max": float(errs.max()),
+            }
     return out
 
 

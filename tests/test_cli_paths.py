@@ -41,8 +41,10 @@ def test_closed_pipe_is_not_an_error_in_a_plain_environment():
     would fail at interpreter exit (exit 120, "Exception ignored … BrokenPipeError")."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "cch_jax.cli", "theory", "--example"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=plain_env(),
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=plain_env(),
+    )
     proc.stdout.close()  # cch is still importing: its output meets a closed pipe
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, err
@@ -114,8 +116,9 @@ def labelled(tmp_path):
 
 def test_mi_labels_flag_treats_float_labels_as_classes(labelled, capsys):
     x = str(labelled / "x.npy")
-    _, as_float = run_json(["mi", x, str(labelled / "y.csv"), "--labels", "--estimator", "mixed"],
-                           capsys)  # fmt: skip
+    _, as_float = run_json(
+        ["mi", x, str(labelled / "y.csv"), "--labels", "--estimator", "mixed"], capsys
+    )
     _, as_int = run_json(["mi", x, str(labelled / "y_int.npy"), "--estimator", "mixed"], capsys)
     assert as_float == as_int and as_float["estimator"] == "mixed"
     assert 0 < as_float["mi"] < np.log(3)  # I(X; Y) ≤ H(Y) ≤ log 3
@@ -173,8 +176,17 @@ def test_check_families_are_the_ones_run(tmp_path, capsys):
     np.save(tmp_path / "h1.npy", h2 + rng.standard_normal(500))
     np.save(tmp_path / "h2.npy", h2)
     np.save(tmp_path / "y.npy", h2 + 2 * rng.standard_normal(500))
-    args = ["check", "--teacher", str(tmp_path / "h1.npy"), "--student", str(tmp_path / "h2.npy"),
-            "--labels", str(tmp_path / "y.npy"), "--surrogates", "8"]  # fmt: skip
+    args = [
+        "check",
+        "--teacher",
+        str(tmp_path / "h1.npy"),
+        "--student",
+        str(tmp_path / "h2.npy"),
+        "--labels",
+        str(tmp_path / "y.npy"),
+        "--surrogates",
+        "8",
+    ]
     _, both = run_json(args, capsys)
     _, gc = run_json([*args, "--families", "gc"], capsys)
     _, knn = run_json([*args, "--families", "knn"], capsys)

@@ -17,7 +17,7 @@ TINY = {
     "theorem1_curves": dict(
         p=4,
         ns=(200, 12),  # both panels: a large n and one where k = p2/(n − p2 − 1) is large
-        teacher_noise=(30.0,),  # one model per panel: each costs a compile (~15 s)
+        teacher_noise=(30.0,),  # one model per panel: each model costs a compile (~15–20 s)
         student_lams=(0.0, 0.5),
         seeds=8,
         steps=300,

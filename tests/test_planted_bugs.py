@@ -80,9 +80,19 @@ def test_theory_json_mis_verdicts_and_assumptions_by_hand(model_finite, tmp_path
     for teacher in (w1, -w1, 3.0 * w1):
         np.save(tmp_path / "w1.npy", teacher)
         rc, r = run_json(
-            ["theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "3", "--n", str(n),
-             "--w1", str(tmp_path / "w1.npy")], capsys,
-        )  # fmt: skip
+            [
+                "theory",
+                "--cov",
+                str(tmp_path / "cov.npy"),
+                "--p1",
+                "3",
+                "--n",
+                str(n),
+                "--w1",
+                str(tmp_path / "w1.npy"),
+            ],
+            capsys,
+        )
         assert rc == 0
         a = np.r_[teacher, np.zeros(4)]  # t = aᵀ(x1, x2, y)
         w_star = np.linalg.solve(cov[3:6, 3:6], cov[3:6, 6])
@@ -117,9 +127,21 @@ def test_zero_teacher_is_shrinkage_with_a_hand_derived_risk(model_finite, tmp_pa
     np.save(tmp_path / "w1.npy", np.zeros(3))
     lams = [0.0, 0.3, 1.0, 4.0]
     rc, r = run_json(
-        ["theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "3", "--n", str(n),
-         "--w1", str(tmp_path / "w1.npy"), "--lam", *map(str, lams)], capsys,
-    )  # fmt: skip
+        [
+            "theory",
+            "--cov",
+            str(tmp_path / "cov.npy"),
+            "--p1",
+            "3",
+            "--n",
+            str(n),
+            "--w1",
+            str(tmp_path / "w1.npy"),
+            "--lam",
+            *map(str, lams),
+        ],
+        capsys,
+    )
     assert rc == 0
     w_star = np.linalg.solve(cov[3:6, 3:6], cov[3:6, 6])
     sigma2 = cov[6, 6] - cov[6, 3:6] @ w_star
@@ -198,9 +220,14 @@ def test_cosine_schedule_against_an_explicit_gradient_descent_loop():
     t = x @ np.array([0.8, -0.2, 0.0]) + 0.1
     data = ArrayData(x, y, t, x[:5], y[:5])
     config = TrainConfig(
-        data=data, model="linear", model_kwargs={"use_bias": True}, steps=T, eval_every=T,
-        optimizer="sgd", schedule="cosine",
-    )  # fmt: skip
+        data=data,
+        model="linear",
+        model_kwargs={"use_bias": True},
+        steps=T,
+        eval_every=T,
+        optimizer="sgd",
+        schedule="cosine",
+    )
     train = jax.jit(make_train(config))
     key = jax.random.key(4)
     head0 = train(data, key, lam, 1.0, 0.0).params["params"]["head"]
@@ -223,9 +250,13 @@ def test_exact_risk_of_a_student_with_a_bias():
     model = theory.random_model(jax.random.key(1), 3, 4)
     source = GaussianSource(model, 12)
     config = TrainConfig(
-        data=source, model="linear", model_kwargs={"use_bias": True}, steps=300, eval_every=300,
+        data=source,
+        model="linear",
+        model_kwargs={"use_bias": True},
+        steps=300,
+        eval_every=300,
         optimizer="adam",
-    )  # fmt: skip
+    )
     res = jax.jit(make_train(config))(None, jax.random.key(0), 0.5, 1.0, 0.05)
     head = res.params["params"]["head"]
     w, b = np.asarray(head["kernel"][:, 0], float), float(head["bias"][0])
@@ -335,8 +366,9 @@ def test_check_knn_bias_correction_removes_the_ksg_bias():
         h2 = rng.standard_normal((n, d))
         h1 = 0.8 * h2 + 0.6 * rng.standard_normal((n, d))
         y = 0.5 * h2 @ a + np.sqrt(0.75) * rng.standard_normal(n)
-        res = check_cch(h1, h2, y[:, None], labels=False, seed=r, families=("knn",),
-                        knn_surrogates=8)  # fmt: skip
+        res = check_cch(
+            h1, h2, y[:, None], labels=False, seed=r, families=("knn",), knn_surrogates=8
+        )
         (fam,) = res.families
         value.append(fam["gap"]["value"])
         raw.append(fam["gap"]["raw"])
