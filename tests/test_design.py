@@ -122,18 +122,9 @@ def test_the_library_knows_no_command_line_and_no_experiment():
         assert "import argparse" not in MODULES[a].read_text(), a
 
 
-# cch check shares cch mi's estimator options (to move to cli/common with the cch check code).
-SUBCOMMAND_EXCEPTIONS = {("cch_jax.cli.check", "cch_jax.cli.mi")}
-
-
 def test_subcommands_import_no_other_subcommand():
     helpers = {"cch_jax.cli", "cch_jax.cli.common", "cch_jax.cli.__main__"}
     commands = [a for a in GRAPH if _in(a, "cch_jax.cli") and a not in helpers]
     assert {"cch_jax.cli.theory", "cch_jax.cli.verify"} <= set(commands)
-    bad = sorted(
-        (a, b)
-        for a in commands
-        for b in GRAPH[a]
-        if b in commands and (a, b) not in SUBCOMMAND_EXCEPTIONS
-    )
+    bad = sorted((a, b) for a in commands for b in GRAPH[a] if b in commands)
     assert not bad, bad
