@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format venv clean
+.PHONY: demo test lint format venv clean mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
+
+# Mutation testing (docs/testing.md): not part of `make test`. Installs mutmut on demand; the files
+# and tests it covers are in pyproject.toml [tool.mutmut]; MUTANTS selects mutants by name
+# (e.g. MUTANTS='theory.risk*'). Results: `.venv/bin/mutmut results`, `mutmut show NAME`.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/python -m pip install -q 'mutmut>=3.8.1,<4'
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/mutmut results
 
 format: $(STAMP)
 	$(BIN)/ruff format .

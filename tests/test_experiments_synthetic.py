@@ -1,5 +1,9 @@
 """Smoke tests: every synthetic reproduction runs end to end on a tiny config, saves results
-that `cch plot` can redraw, and its numbers are sane (students agree with the theory)."""
+that `cch plot` can redraw, and its numbers are sane (students agree with the theory).
+
+`cch_audit` (pure theory, cheap) runs through the CLI as a user would: `cch reproduce cch_audit
+--quick` with the default folders, run in a temporary current directory.
+"""
 
 import json
 
@@ -12,15 +16,14 @@ from cch_jax.cli import main as cli
 TINY = {
     "theorem1_curves": dict(
         p=4,
-        ns=(200, 12),
-        teacher_noise=(0.3, 30.0),
+        ns=(200, 12),  # both panels: a large n and one where k = p2/(n − p2 − 1) is large
+        teacher_noise=(30.0,),  # one model per panel: each model costs a compile (~15–20 s)
         student_lams=(0.0, 0.5),
         seeds=8,
         steps=300,
         theory_lams=20,
     ),
     "gap_scatter": dict(num_models=100, p1=3, p2=3, n=20, simulated_models=2, seeds=64, steps=1500),
-    "cch_audit": dict(num_models=300, p1=3, p2=3, n=20),
     "mfh_classification": dict(
         overlaps=(0, 10), lams=(0.5,), temperatures=(2.0,), seeds=4, steps=200
     ),
@@ -29,16 +32,26 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
-    """Run each experiment once for the module: name → (result, tmp_path)."""
+    """Run each experiment once for the module: name → (result, results root, figures folder)."""
     cache = {}
 
     def get(name):
         if name not in cache:
             tmp = tmp_path_factory.mktemp(name)
-            result = experiments.load(name).main(
-                quick=True, out=tmp / "results", figures=tmp / "fig", **TINY[name]
-            )
-            cache[name] = (result, tmp)
+            if name in TINY:
+                result = experiments.load(name).main(
+                    quick=True, out=tmp / "results", figures=tmp / "fig", **TINY[name]
+                )
+                cache[name] = (result, tmp / "results", tmp / "fig")
+            else:  # through the CLI, default folders under a temporary current directory
+                with pytest.MonkeyPatch.context() as mp:
+                    mp.chdir(tmp)
+                    # --quick's sizes, except 300 random models instead of 2000 (cost ∝ models)
+                    mp.setitem(experiments.load(name).QUICK, "num_models", 300)
+                    assert cli(["reproduce", name, "--quick"]) == 0
+                results = tmp / "results" / "quick"
+                meta = json.loads((results / name / "results.json").read_text())
+                cache[name] = (meta, results, tmp / "figures" / "quick")
         return cache[name]
 
     return get
@@ -46,34 +59,42 @@ def ran(tmp_path_factory):
 
 @pytest.mark.parametrize("name", experiments.GROUPS["synthetic"])
 def test_experiment_runs_and_replots(name, ran):
-    _, tmp_path = ran(name)
-    folder = tmp_path / "results" / name
-    meta = json.loads((folder / "results.json").read_text())
+    _, results, figures = ran(name)
+    meta = json.loads((results / name / "results.json").read_text())
     assert meta["experiment"] == name and "environment" in meta
-    png = tmp_path / "fig" / f"{name}.png"
+    png = figures / f"{name}.png"
     assert png.stat().st_size > 10_000
     png.unlink()
-    rc = cli(["plot", str(tmp_path / "results"), "--figures", str(tmp_path / "fig")])
+    if name in TINY:
+        rc = cli(["plot", str(results), "--figures", str(figures)])
+    else:  # `cch plot results/quick` redraws into figures/quick/ by default
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(results.parent.parent)
+            rc = cli(["plot", str(results)])
     assert rc == 0 and png.is_file()
 
 
 def test_theorem1_students_converge_and_agree(ran):
-    r, _ = ran("theorem1_curves")
+    r, _, _ = ran("theorem1_curves")
     for m in r["models"]:
         assert m["max_rel_weight_error"] < 1e-3 and m["diverged"] == 0
 
 
 def test_gap_scatter_students_within_4_sem(ran):
-    r, _ = ran("gap_scatter")
+    r, _, _ = ran("gap_scatter")
     assert r["max_rel_weight_error"] < 1e-3
     # 2 models × 4 λ paired comparisons: |z| < 4 for each (probability of a false alarm ≈ 5e-4).
     assert r["max_abs_z_students_vs_theory"] < 4
 
 
-def test_cch_audit_table_is_consistent(ran):
-    r, _ = ran("cch_audit")
-    for t in r["tables"]:
-        assert sum(t["small_lambda"].values()) == 300
+def test_cch_audit_tables_are_consistent(ran):
+    """KD helps at λ iff λ < λmax, an interval from 0: the number of models helped can only fall
+    as λ grows, and never exceeds the number helped at small λ. Theorem 1 is never violated."""
+    meta, _, _ = ran("cch_audit")
+    for t in meta["tables"]:
+        helped = lambda c: c["cch_and_helps"] + c["no_cch_and_helps"]
+        counts = [helped(t["small_lambda"])] + [helped(c) for c in t["at_lambda"]]
+        assert counts == sorted(counts, reverse=True) and counts[-1] < counts[0]
         assert t["theorem1_violations"] == 0
 
 

@@ -22,7 +22,7 @@ def test_estimate_fields_and_vector_inputs():
     e = estimate(x, y, key=KEY, estimator="ksg")
     assert isinstance(e, MIEstimate)
     assert e.n == 400 and e.estimator == "ksg"
-    assert e.ci_low < e.value < e.ci_high and e.stderr > 0
+    assert e.stderr > 0  # the interval's level: tests/test_planted_bugs.py
     assert set(e.to_dict()) == {"estimator", "mi", "stderr", "ci", "n"}
     e2 = estimate(x[:, None], y[:, None], key=KEY, estimator="ksg")
     assert e2.value == e.value
@@ -102,7 +102,7 @@ def test_neural_estimators_accurate_on_easy_gaussian_and_null_on_independent():
     for name in ("mine", "infonce", "nwj"):
         e = estimate(x, y, key=KEY, estimator=name)
         assert len(e.details["seed_estimates"]) == 4 and e.details["diverged_seeds"] == 0
-        assert e.stderr > 0 and e.ci_low < e.value < e.ci_high
+        assert e.stderr > 0
         assert mi - 0.2 < e.value < mi + 0.05, (name, e.value, mi)
         if name == "infonce":
             assert e.value <= e.details["upper_limit"] + 1e-9

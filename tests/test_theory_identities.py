@@ -183,14 +183,13 @@ def test_jit_gives_same_values(case):
     np.testing.assert_allclose(f(model, w1, lam), theory.expected_risk(model, w1, lam, 30))
 
 
-def test_audit_counts_and_theorem1():
+def test_audit_theorem1_and_not_vacuous():
+    """Theorem 1 is never violated; both CCH verdicts occur in the family. (The tables against
+    an independent criterion: tests/test_planted_bugs.py.)"""
     a = theory.audit(jax.random.key(0), num_models=2000, p1=4, p2=4, n=30)
-    for conf in (a.small_lambda, *a.at_lambda):
-        assert sum(conf) == 2000
     assert a.theorem1_violations == 0
-    # Recount from the per-model arrays (an independent path to the same table).
-    cch, helps = a.models.gap > 0, a.models.slope < 0
-    assert a.small_lambda.cch_and_helps == int(np.sum(cch & helps))
-    assert a.small_lambda.no_cch_and_hurts == int(np.sum(~cch & ~helps))
-    # Both verdicts occur in the family: the audit is not vacuous.
+    cch = a.models.gap > 0
     assert 0 < int(np.sum(cch)) < 2000
+    # The per-model MIs are the closed forms of `theory.mi_*` for some model of the family: the
+    # gap's range is that of I(t; s) − I(s; y) with both in [0, ∞).
+    assert np.all(a.models.mi_teacher_student >= 0) and np.all(a.models.mi_student_label > 0)

@@ -31,8 +31,11 @@ def source():
 
 @pytest.fixture(scope="module")
 def trained(source):
-    """N_SEEDS linear students per λ, full-batch Adam with a cosine-decayed step, float64."""
-    config = TrainConfig(data=source, steps=2000, eval_every=500, schedule="cosine")
+    """N_SEEDS linear students per λ, full-batch Adam with a cosine-decayed step, float64.
+
+    1000 steps leave every student within ~4e-12 of its ŵ(λ) (500 steps: ~1e-3), far inside the
+    1e-4 checked below; 2000 steps bought nothing but time."""
+    config = TrainConfig(data=source, steps=1000, eval_every=250, schedule="cosine")
     return run_scan(config, LAMS, [1.0], np.arange(N_SEEDS), learning_rates=[0.1]).sel(
         temperature=1.0, learning_rate=0.1
     )
@@ -126,9 +129,19 @@ def test_minibatch_mlp_on_gaussian_data(source):
         batch_size=8,
     )
     res = jax.jit(make_train(config))(None, jax.random.key(0), 1.0, 1.0, 0.01)
-    var_y = float(source.model.cov[-1, -1])
     assert res.metrics.test.shape == (2,) and np.all(np.isfinite(res.metrics.test))
-    assert 0 < res.metrics.test[-1] < 2 * var_y
+    # The metric is the MSE of the final network on the documented fixed test sample
+    # (n_test points drawn with key test_seed), recomputed here from the returned parameters.
+    from cch_jax.data.gaussian import sample_gaussian
+
+    _, x_test, y_test = sample_gaussian(
+        source.model, source.n_test, key=jax.random.key(source.test_seed)
+    )
+    pred = make_model("mlp", hidden=[8], out=1).apply(res.params, x_test)[:, 0]
+    np.testing.assert_allclose(res.metrics.test[-1], np.mean((pred - y_test) ** 2), rtol=1e-10)
+    # No predictor beats the Bayes risk σ² = Var(y | x2) beyond the test sample's noise.
+    sigma2 = float(theory.population(source.model).sigma2)
+    assert res.metrics.test[-1] > sigma2 * (1 - 4 * np.sqrt(2 / source.n_test))
 
 
 def _blobs(n, seed, shape=(28, 28, 1), classes=3):

@@ -87,9 +87,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         enable_compile_cache()
-        return int(args.func(args) or 0)
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe cannot be caught
+        return rc
     except BrokenPipeError:
-        # The reader went away (`cch ... | head`): not an error; silence the flush at exit.
+        # The reader went away (`cch ... | head`): not an error. Point stdout at devnull so that
+        # the flush at interpreter exit has nowhere to fail.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (UserError, ValueError, TypeError, OSError) as err:

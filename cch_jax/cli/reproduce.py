@@ -29,8 +29,14 @@ def register(sub) -> None:
         help="redraw figures from saved results, without recomputing",
         description="RESULTS_DIR: one experiment's folder (holding results.json) or a parent.",
     )
-    q.add_argument("results_dir")
-    q.add_argument("--figures", help="figures directory (default figures/)")
+    q.add_argument(
+        "results_dir", help="results folder of one experiment, or a parent such as results/quick"
+    )
+    q.add_argument(
+        "--figures",
+        help="figures directory (default figures/, or figures/quick/ for results under a "
+        "folder named quick, as `cch reproduce --quick` writes them)",
+    )
     q.set_defaults(func=run_plot)
 
 

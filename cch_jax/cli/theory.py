@@ -18,7 +18,13 @@ def register(sub) -> None:
         ),
     )
     common.add_model_options(p)
-    p.add_argument("--lam", type=float, nargs="+", default=[0.0, 0.2, 0.5, 1.0, 2.0])
+    p.add_argument(
+        "--lam",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.2, 0.5, 1.0, 2.0],
+        help="KD weights λ >= 0 at which to tabulate R(λ) (default 0 0.2 0.5 1 2)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
