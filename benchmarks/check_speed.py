@@ -32,8 +32,12 @@ sys.path.insert(0, str(ROOT))
 from cch_jax.mi.check import check_cch  # noqa: E402
 from experiments.check_calibration import make_task  # noqa: E402
 
-CASES = (("mix10", 128, 10_000), ("mix2", 128, 10_000), ("gauss-spread", 32, 10_000),
-         ("mix2", 8, 2_000))  # fmt: skip
+CASES = (
+    ("mix10", 128, 10_000),
+    ("mix2", 128, 10_000),
+    ("gauss-spread", 32, 10_000),
+    ("mix2", 8, 2_000),
+)
 GAP = 0.1
 
 
@@ -46,12 +50,19 @@ def measure(family: str, d: int, n: int) -> dict:
         res = check_cch(h1, h2, y, labels=labels, seed=0)
         times.append(time.perf_counter() - t0)
     return {
-        "task": family, "dims": f"{d}+{d}", "n": n, "labels": labels,
-        "first_s": round(times[0], 2), "s": round(times[1], 2),
-        "verdict": res.verdict, "validated": res.validated, "true_gap": i12 - i2y,
+        "task": family,
+        "dims": f"{d}+{d}",
+        "n": n,
+        "labels": labels,
+        "first_s": round(times[0], 2),
+        "s": round(times[1], 2),
+        "verdict": res.verdict,
+        "validated": res.validated,
+        "true_gap": i12 - i2y,
         "gap_ci": [round(v, 3) for v in res.gap_ci],
-        "families": [f["family"] for f in res.families], "knn_rows": res.subsampled.get("knn", n),
-    }  # fmt: skip
+        "families": [f["family"] for f in res.families],
+        "knn_rows": res.subsampled.get("knn", n),
+    }
 
 
 def command_seconds(d: int = 128, n: int = 10_000) -> float:
@@ -62,8 +73,19 @@ def command_seconds(d: int = 128, n: int = 10_000) -> float:
         for name, a in (("h1", h1), ("h2", h2), ("y", y)):
             paths.append(str(Path(tmp) / f"{name}.npy"))
             np.save(paths[-1], a)
-        argv = [sys.executable, "-m", "cch_jax.cli", "check", "--teacher", paths[0],
-                "--student", paths[1], "--labels", paths[2], "--json"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "cch_jax.cli",
+            "check",
+            "--teacher",
+            paths[0],
+            "--student",
+            paths[1],
+            "--labels",
+            paths[2],
+            "--json",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         t0 = time.perf_counter()
         subprocess.run(argv, check=True, capture_output=True, env=env, cwd=tmp)
@@ -86,9 +108,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-command", action="store_true", help="skip the whole-command timing")
     args = ap.parse_args(argv)
     out = {
-        "benchmark": "check_speed", "device": device_description(),
-        "date": time.strftime("%Y-%m-%d"), "load_average_start": load_average(), "results": [],
-    }  # fmt: skip
+        "benchmark": "check_speed",
+        "device": device_description(),
+        "date": time.strftime("%Y-%m-%d"),
+        "load_average_start": load_average(),
+        "results": [],
+    }
     for case in CASES[-1:] if args.quick else CASES:
         record(out, measure(*case), args, format_row)
     if not (args.quick or args.no_command):

@@ -112,9 +112,11 @@ def make_task(family: str, d: int, gap: float, seed: int):
             v = r.standard_normal((n, d - 1))
             h2 = np.column_stack([uu, v]) @ q2.T
             h1 = np.column_stack(
-                [rho * v + math.sqrt(1 - rho**2) * r.standard_normal((n, d - 1)),
-                 r.standard_normal(n)]
-            )  # fmt: skip
+                [
+                    rho * v + math.sqrt(1 - rho**2) * r.standard_normal((n, d - 1)),
+                    r.standard_normal(n),
+                ]
+            )
             return h1 @ q1.T, h2, y
 
         return sample, i12, i2y, True
@@ -158,15 +160,25 @@ def run_one(family, d, n, gap, rep) -> dict:
     true_gap = i12 - i2y
     gc = res.families[0]
     return {
-        "family": family, "d": d, "n": n, "gap": gap, "rep": rep,
-        "true_i12": i12, "true_i2y": i2y, "true_gap": true_gap,
-        "verdict": res.verdict, "validated": res.validated, "gap_ci": list(res.gap_ci),
+        "family": family,
+        "d": d,
+        "n": n,
+        "gap": gap,
+        "rep": rep,
+        "true_i12": i12,
+        "true_i2y": i2y,
+        "true_gap": true_gap,
+        "verdict": res.verdict,
+        "validated": res.validated,
+        "gap_ci": list(res.gap_ci),
         "gap_value": res.gap,
         "families": {f["family"]: f["gap"]["ci"] for f in res.families},
         "raw_gap": {f["family"]: f["gap"]["raw"] for f in res.families},
-        "i12_ci": gc["mi_teacher_student"]["ci"], "i2y_ci": gc["mi_student_label"]["ci"],
-        "skipped": res.skipped, "seconds": secs,
-    }  # fmt: skip
+        "i12_ci": gc["mi_teacher_student"]["ci"],
+        "i2y_ci": gc["mi_student_label"]["ci"],
+        "skipped": res.skipped,
+        "seconds": secs,
+    }
 
 
 def _seed(family, d, gap) -> int:
@@ -199,17 +211,26 @@ def summarise(runs: list[dict]) -> list[dict]:
     ):
         big = [r for r in rs if abs(r["gap"]) >= 0.3]
         cover = lambda ci, t: ci[0] <= t <= ci[1]  # noqa: E731
-        rows.append({
-            "family": fam, "d": d, "n": n, "runs": len(rs),
-            "validated": all(r["validated"] for r in rs),
-            "wrong": float(np.mean([wrong(r) for r in rs])),
-            "decisive_right": float(np.mean([confident(r["verdict"]) and not wrong(r) for r in big])) if big else float("nan"),
-            "gap_cover": float(np.mean([cover(r["gap_ci"], r["true_gap"]) for r in rs])),
-            "i12_cover": float(np.mean([cover(r["i12_ci"], r["true_i12"]) for r in rs])),
-            "i2y_cover": float(np.mean([cover(r["i2y_ci"], r["true_i2y"]) for r in rs])),
-            "knn": float(np.mean(["knn" in r["families"] for r in rs])),
-            "seconds": float(np.mean([r["seconds"] for r in rs])),
-        })  # fmt: skip
+        rows.append(
+            {
+                "family": fam,
+                "d": d,
+                "n": n,
+                "runs": len(rs),
+                "validated": all(r["validated"] for r in rs),
+                "wrong": float(np.mean([wrong(r) for r in rs])),
+                "decisive_right": float(
+                    np.mean([confident(r["verdict"]) and not wrong(r) for r in big])
+                )
+                if big
+                else float("nan"),
+                "gap_cover": float(np.mean([cover(r["gap_ci"], r["true_gap"]) for r in rs])),
+                "i12_cover": float(np.mean([cover(r["i12_ci"], r["true_i12"]) for r in rs])),
+                "i2y_cover": float(np.mean([cover(r["i2y_ci"], r["true_i2y"]) for r in rs])),
+                "knn": float(np.mean(["knn" in r["families"] for r in rs])),
+                "seconds": float(np.mean([r["seconds"] for r in rs])),
+            }
+        )
     return rows
 
 
@@ -219,10 +240,18 @@ def totals(runs: list[dict]) -> dict:
     return {
         "runs": len(runs),
         "wrong": float(np.mean([wrong(r) for r in runs])),
-        "decisive_right_big": float(np.mean([confident(r["verdict"]) and not wrong(r) for r in big])) if big else float("nan"),
+        "decisive_right_big": float(
+            np.mean([confident(r["verdict"]) and not wrong(r) for r in big])
+        )
+        if big
+        else float("nan"),
         "validated_runs": len(val),
-        "validated_gap_cover": float(np.mean([r["gap_ci"][0] <= r["true_gap"] <= r["gap_ci"][1] for r in val])) if val else float("nan"),
-    }  # fmt: skip
+        "validated_gap_cover": float(
+            np.mean([r["gap_ci"][0] <= r["true_gap"] <= r["gap_ci"][1] for r in val])
+        )
+        if val
+        else float("nan"),
+    }
 
 
 def table(rows, tot) -> str:
@@ -255,16 +284,22 @@ def figure(rows, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
     for ax, key, title in zip(
-        axes, ("wrong", "decisive_right", "gap_cover"),
+        axes,
+        ("wrong", "decisive_right", "gap_cover"),
         ("confidently wrong", "decisive & right (|gap| ≥ 0.3)", "gap-interval coverage"),
-    ):  # fmt: skip
+    ):
         for fam in FAMILIES + HELDOUT:
             for n, ls in zip(NS, (":", "--", "-")):
                 rs = [r for r in rows if r["family"] == fam and r["n"] == n]
                 if rs:
-                    ax.plot([r["d"] for r in rs], [r[key] for r in rs], ls, marker="o",
-                            color=f"C{(FAMILIES + HELDOUT).index(fam)}",
-                            label=f"{fam}, n={n}" if key == "wrong" else None)  # fmt: skip
+                    ax.plot(
+                        [r["d"] for r in rs],
+                        [r[key] for r in rs],
+                        ls,
+                        marker="o",
+                        color=f"C{(FAMILIES + HELDOUT).index(fam)}",
+                        label=f"{fam}, n={n}" if key == "wrong" else None,
+                    )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("dimensions per side D")
         ax.set_title(title)
@@ -306,9 +341,13 @@ def main(argv=None) -> int:
     done = {_key(r) for r in runs}
     todo = [
         (f, d, n, g, rep)
-        for n in ns for d in dims for f in a.families for g in a.gaps for rep in range(reps)
+        for n in ns
+        for d in dims
+        for f in a.families
+        for g in a.gaps
+        for rep in range(reps)
         if (f, d, n, g, rep) not in done
-    ]  # fmt: skip
+    ]
     if a.summarise_only:
         todo = []
     t0 = time.time()
@@ -321,8 +360,12 @@ def main(argv=None) -> int:
             runs.append(r)
             if sys.stderr.isatty() or (i + 1) % 20 == 0 or i + 1 == len(todo):
                 el = time.time() - t0
-                print(f"\r{i + 1}/{len(todo)} runs, {el:.0f} s (eta {el / (i + 1) * (len(todo) - i - 1):.0f} s)",
-                      end="", file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"\r{i + 1}/{len(todo)} runs, {el:.0f} s (eta {el / (i + 1) * (len(todo) - i - 1):.0f} s)",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print(file=sys.stderr)
     keep = [r for r in runs if r["family"] in a.families and r["d"] in dims and r["n"] in ns]
     rows, tot = summarise(keep), totals(keep)

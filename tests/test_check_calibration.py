@@ -15,8 +15,23 @@ from experiments import check_calibration as cal
 
 def test_calibration_subset_is_never_confidently_wrong_and_covers_the_gap(tmp_path):
     out = tmp_path / "cal"
-    argv = ["--families", "gauss-spread", "mix2", "--dims", "2", "--ns", "500", "--reps", "2",
-            "--out", str(out), "--doc", str(tmp_path / "table.md"), "--fig", str(tmp_path / "c.png")]  # fmt: skip
+    argv = [
+        "--families",
+        "gauss-spread",
+        "mix2",
+        "--dims",
+        "2",
+        "--ns",
+        "500",
+        "--reps",
+        "2",
+        "--out",
+        str(out),
+        "--doc",
+        str(tmp_path / "table.md"),
+        "--fig",
+        str(tmp_path / "c.png"),
+    ]
     assert cal.main(argv) == 0
     runs = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert len(runs) == 2 * len(cal.GAPS) * 2

@@ -67,8 +67,10 @@ def test_mi_normal_scores_make_ksg_invariant_to_monotone_maps(files, tmp_path, c
     a = _json(capsys, ["mi", files["x"], files["y"], *base])
     b = _json(capsys, ["mi", str(tmp_path / "xw.npy"), str(tmp_path / "yw.npy"), *base])
     assert a["normal_scores"] is True and a["mi"] == b["mi"]
-    c = _json(capsys, ["mi", str(tmp_path / "xw.npy"), str(tmp_path / "yw.npy"), *base,
-                       "--no-normal-scores"])  # fmt: skip
+    c = _json(
+        capsys,
+        ["mi", str(tmp_path / "xw.npy"), str(tmp_path / "yw.npy"), *base, "--no-normal-scores"],
+    )
     assert abs(c["mi"] - a["mi"]) > 0.05  # standardising alone does not undo the warp
 
 
@@ -146,8 +148,17 @@ def test_check_outside_validated_range_is_never_confident(files, capsys, tmp_pat
     for name in ("h1", "h2"):
         a = np.load(files[name])
         np.save(tmp_path / f"{name}_wide.npy", np.c_[a, rng.standard_normal((a.shape[0], 40))])
-    argv = ["check", "--teacher", str(tmp_path / "h1_wide.npy"), "--student",
-            str(tmp_path / "h2_wide.npy"), "--labels", files["lab"], "--families", "gc"]  # fmt: skip
+    argv = [
+        "check",
+        "--teacher",
+        str(tmp_path / "h1_wide.npy"),
+        "--student",
+        str(tmp_path / "h2_wide.npy"),
+        "--labels",
+        files["lab"],
+        "--families",
+        "gc",
+    ]
     out = _json(capsys, argv + ["--json"])
     assert out["validated"] is False and "validated" in out["validated_reason"]
     assert out["verdict"] == "inconclusive"
@@ -159,8 +170,17 @@ def test_check_outside_validated_range_is_never_confident(files, capsys, tmp_pat
 def test_check_reports_ties(files, capsys, tmp_path):
     h2 = np.load(files["h2"]).round(1)  # coarse values: many ties in every column
     np.save(tmp_path / "h2r.npy", h2)
-    argv = ["check", "--teacher", files["h1"], "--student", str(tmp_path / "h2r.npy"), "--labels",
-            files["lab"], "--families", "gc"]  # fmt: skip
+    argv = [
+        "check",
+        "--teacher",
+        files["h1"],
+        "--student",
+        str(tmp_path / "h2r.npy"),
+        "--labels",
+        files["lab"],
+        "--families",
+        "gc",
+    ]
     out = _json(capsys, argv + ["--json"])
     dup = (
         h2.shape[0]

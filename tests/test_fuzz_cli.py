@@ -24,20 +24,45 @@ BASE = {
     "scan": {"chunk_size": 4},
 }
 KEYS = {  # the keys a config may hold, and a few it may not
-    "train": ["task", "model", "steps", "eval_every", "optimizer", "schedule", "batch_size",
-              "fast_path", "model_kwargs", "stepz"],
+    "train": [
+        "task",
+        "model",
+        "steps",
+        "eval_every",
+        "optimizer",
+        "schedule",
+        "batch_size",
+        "fast_path",
+        "model_kwargs",
+        "stepz",
+    ],
     "data": ["kind", "random", "n", "p1", "cov", "w1", "path", "w_1"],
     "grid": ["lam", "temperature", "learning_rate", "seeds", "seed"],
     "scan": ["chunk_size", "keep_params", "vmap_size", "out", "big"],
-}  # fmt: skip
+}
 SCALARS = st.one_of(
     st.integers(-3, 30),
     st.floats(allow_nan=True, allow_infinity=True, width=32),
     st.booleans(),
-    st.sampled_from(["", "big", "false", "linear", "mlp", "cnn", "sgd", "cosine", "arrays",
-                     "gaussian", "classification", "regression", "nope.npy"]),
+    st.sampled_from(
+        [
+            "",
+            "big",
+            "false",
+            "linear",
+            "mlp",
+            "cnn",
+            "sgd",
+            "cosine",
+            "arrays",
+            "gaussian",
+            "classification",
+            "regression",
+            "nope.npy",
+        ]
+    ),
     st.none(),
-)  # fmt: skip
+)
 VALUES = st.recursive(
     SCALARS,
     lambda inner: (
@@ -109,11 +134,16 @@ def test_fuzzed_configs_exit_0_correctly_or_2_in_one_line(capsys, edits):
     # A correct result: the grid asked for, and for linear students on the Gaussian model the
     # exact risk of every run that did not diverge is at least the population minimum σ².
     grid = cfg["grid"]
-    lengths = [len(v) if isinstance(v, list) else 1 for v in
-               (grid["lam"], grid.get("temperature", [1]), grid.get("learning_rate", [1]))]  # fmt: skip
+    lengths = [
+        len(v) if isinstance(v, list) else 1
+        for v in (grid["lam"], grid.get("temperature", [1]), grid.get("learning_rate", [1]))
+    ]
     seeds = grid["seeds"]
-    n_seeds = len(seeds) if isinstance(seeds, list) else (
-        seeds["count"] if isinstance(seeds, dict) else seeds)  # fmt: skip
+    n_seeds = (
+        len(seeds)
+        if isinstance(seeds, list)
+        else (seeds["count"] if isinstance(seeds, dict) else seeds)
+    )
     assert result.diverged.shape == (*lengths, n_seeds)
     assert json.loads(out)["shape"]["seed"] == n_seeds
     data = meta["config"]["data"]
@@ -159,11 +189,13 @@ def valid(a: dict) -> bool:
     n, m, c = len(a["x_train"]), len(a["x_test"]), a["teacher_train"].shape[-1]
     return (
         all(a[k].dtype.kind in "iuf" for k in a)
-        and n > 0 and m > 0
-        and len(a["y_train"]) == len(a["teacher_train"]) == n and len(a["y_test"]) == m
+        and n > 0
+        and m > 0
+        and len(a["y_train"]) == len(a["teacher_train"]) == n
+        and len(a["y_test"]) == m
         and all(np.all(np.isfinite(a[k])) for k in a)
         and all(np.all((a[k] >= 0) & (a[k] < c)) for k in ("y_train", "y_test"))
-    )  # fmt: skip
+    )
 
 
 @SETTINGS

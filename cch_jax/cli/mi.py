@@ -114,10 +114,17 @@ def run(args) -> int:
     cal = None
     if calibrate:
         cal = calibrated_mi(
-            x, y, labels=labels, estimator=args.estimator, seed=args.seed,
-            surrogates=args.calibrate, k=args.k, subsets=args.subsets,
-            normal_scores=not args.no_normal_scores, names=("X", "Y"),
-        )  # fmt: skip
+            x,
+            y,
+            labels=labels,
+            estimator=args.estimator,
+            seed=args.seed,
+            surrogates=args.calibrate,
+            k=args.k,
+            subsets=args.subsets,
+            normal_scores=not args.no_normal_scores,
+            names=("X", "Y"),
+        )
     if args.json:
         out = est.to_dict()
         out["normal_scores"] = args.estimator in ("ksg", "mixed") and not args.no_normal_scores

@@ -1,4 +1,4 @@
-"""Mutual-information estimators with uncertainty, in nats (design.md §4).
+"""Mutual-information estimators with uncertainty, in nats.
 
     from cch_jax.mi import estimate
     est = estimate(x, y, key=jax.random.key(0), estimator="ksg")   # MIEstimate

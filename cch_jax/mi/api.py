@@ -119,9 +119,20 @@ def _knn_inputs(x, y, y_labels, key, standardize, normal_scores):
 
 
 def _point(
-    x, y, y_labels, *, key, estimator, k, subsets, tile, standardize, options, strata=None,
+    x,
+    y,
+    y_labels,
+    *,
+    key,
+    estimator,
+    k,
+    subsets,
+    tile,
+    standardize,
+    options,
+    strata=None,
     normal_scores=False,
-):  # fmt: skip
+):
     """Estimator-specific value, stderr and details; x, y already validated."""
     if estimator == "gaussian":
         yy = _gaussian.one_hot(y) if y_labels else y
@@ -223,10 +234,20 @@ def estimate(
             )
     if null:
         details["null"] = _null(
-            xa, ya, y_labels, value, key=k_null, estimator=estimator, num=null, k=k,
-            subsets=subsets, tile=tile, standardize=standardize, options=options,
+            xa,
+            ya,
+            y_labels,
+            value,
+            key=k_null,
+            estimator=estimator,
+            num=null,
+            k=k,
+            subsets=subsets,
+            tile=tile,
+            standardize=standardize,
+            options=options,
             normal_scores=normal_scores,
-        )  # fmt: skip
+        )
     return MIEstimate(value, se, lo, hi, int(xa.shape[0]), estimator, details)
 
 
@@ -238,9 +259,21 @@ def label_entropy(labels) -> float:
 
 
 def _null(
-    x, y, y_labels, observed, *, key, estimator, num, k, subsets, tile, standardize, options,
+    x,
+    y,
+    y_labels,
+    observed,
+    *,
+    key,
+    estimator,
+    num,
+    k,
+    subsets,
+    tile,
+    standardize,
+    options,
     normal_scores=False,
-):  # fmt: skip
+):
     values = []
     for kk in jax.random.split(key, num):
         k_perm, k_est = jax.random.split(kk)
@@ -252,9 +285,17 @@ def _null(
             values.append(float(fn(xs, ys, k=k, standardize=False, tile=tile)[0][0]))
         else:
             r = _point(
-                x, yp, y_labels, key=k_est, estimator=estimator, k=k, subsets=subsets,
-                tile=tile, standardize=standardize, options=options,
-            )  # fmt: skip
+                x,
+                yp,
+                y_labels,
+                key=k_est,
+                estimator=estimator,
+                k=k,
+                subsets=subsets,
+                tile=tile,
+                standardize=standardize,
+                options=options,
+            )
             values.append(float(r["value"]))
     v = np.asarray(values)
     out = {
@@ -295,6 +336,16 @@ def permutation_null(
         raise ValueError(f"num={num!r} must be a positive integer (number of permutations)")
     xa, ya, y_labels = validate(x, y, estimator=estimator, k=k, subsets=subsets, labels=labels)
     return _null(
-        xa, ya, y_labels, observed, key=key, estimator=estimator, num=num, k=k, subsets=subsets,
-        tile=tile, standardize=standardize, options=options,
-    )  # fmt: skip
+        xa,
+        ya,
+        y_labels,
+        observed,
+        key=key,
+        estimator=estimator,
+        num=num,
+        k=k,
+        subsets=subsets,
+        tile=tile,
+        standardize=standardize,
+        options=options,
+    )

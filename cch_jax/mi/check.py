@@ -160,9 +160,11 @@ def class_surrogate(z1, z2, labels, rng, *, mc: int = 4000) -> Surrogate:
     def draw(rng, counts_):
         cs = np.repeat(np.arange(n_cls), counts_)
         x2 = np.concatenate(
-            [means[c] + rng.standard_normal((m, means.shape[1])) @ chol2[c].T
-             for c, m in enumerate(counts_)]
-        )  # fmt: skip
+            [
+                means[c] + rng.standard_normal((m, means.shape[1])) @ chol2[c].T
+                for c, m in enumerate(counts_)
+            ]
+        )
         x1 = x2 @ a_mat.T + b[cs] + rng.standard_normal((cs.size, d1)) @ chol_psi.T
         return x1, x2, cs
 
@@ -176,9 +178,14 @@ def class_surrogate(z1, z2, labels, rng, *, mc: int = 4000) -> Surrogate:
     t2y = post[np.arange(cs.size), cs] - logw[cs]
     # log p(z1 | z2): mixture over c with weights p(c | z2), all sharing the covariance Ψ
     cond = np.stack(
-        [_mixture_logpdf(x1 - x2 @ a_mat.T - b[c], np.zeros((1, d1)), chol_psi[None], [0.0])[:, 0]
-         for c in range(n_cls)], axis=1,
-    )  # fmt: skip
+        [
+            _mixture_logpdf(x1 - x2 @ a_mat.T - b[c], np.zeros((1, d1)), chol_psi[None], [0.0])[
+                :, 0
+            ]
+            for c in range(n_cls)
+        ],
+        axis=1,
+    )
     log_cond = logsumexp(post + cond, axis=1)
     marg_cov = a_mat @ covs @ a_mat.T + psi  # A Σ_c Aᵀ + Ψ, (C, d1, d1)
     log_marg = logsumexp(
@@ -345,8 +352,12 @@ def _check_options(families, surrogates, knn_surrogates, knn_budget_s, k, mc) ->
     for f in families:
         if f not in FAMILIES:
             raise ValueError(f"families: {f!r} must be one of {', '.join(FAMILIES)}")
-    for name, v, low in (("surrogates", surrogates, 8), ("knn_surrogates", knn_surrogates, 8),
-                         ("k", k, 1), ("mc", mc, 100)):  # fmt: skip
+    for name, v, low in (
+        ("surrogates", surrogates, 8),
+        ("knn_surrogates", knn_surrogates, 8),
+        ("k", k, 1),
+        ("mc", mc, 100),
+    ):
         if isinstance(v, bool) or not isinstance(v, int | np.integer):
             raise TypeError(f"{name}={v!r} must be an integer")
         if v < low:
@@ -396,16 +407,40 @@ def check_cch(
 
     with _one_blas_thread():
         return _check_cch(
-            h1, h2, y, labels=labels, seed=seed, families=families, surrogates=surrogates,
-            knn_surrogates=knn_surrogates, knn_budget_s=knn_budget_s, k=k, mc=mc,
-            normal_scores=normal_scores, require_validated=require_validated, names=names,
-        )  # fmt: skip
+            h1,
+            h2,
+            y,
+            labels=labels,
+            seed=seed,
+            families=families,
+            surrogates=surrogates,
+            knn_surrogates=knn_surrogates,
+            knn_budget_s=knn_budget_s,
+            k=k,
+            mc=mc,
+            normal_scores=normal_scores,
+            require_validated=require_validated,
+            names=names,
+        )
 
 
 def _check_cch(
-    h1, h2, y, *, labels, seed, families, surrogates, knn_surrogates, knn_budget_s, k, mc,
-    normal_scores, require_validated, names,
-) -> CheckResult:  # fmt: skip
+    h1,
+    h2,
+    y,
+    *,
+    labels,
+    seed,
+    families,
+    surrogates,
+    knn_surrogates,
+    knn_budget_s,
+    k,
+    mc,
+    normal_scores,
+    require_validated,
+    names,
+) -> CheckResult:
     t0 = time.perf_counter()
     _check_options(families, surrogates, knn_surrogates, knn_budget_s, k, mc)
     n1, n2, ny = names
@@ -447,9 +482,13 @@ def _check_cch(
             ]
         results.append(_calibrate(f, data_est, sur, sur_est, mc_se))
     ok, reason = validated_range(
-        n, d1, d2, dy, n_classes=int(np.unique(y).size) if labels else None,
+        n,
+        d1,
+        d2,
+        dy,
+        n_classes=int(np.unique(y).size) if labels else None,
         min_class=int(np.bincount(y).min()) if labels else None,
-    )  # fmt: skip
+    )
     if ok and set(FAMILIES) - {r["family"] for r in results}:
         ok, reason = False, "the calibrated check needs both families (gc and knn) to run"
     sides = {r["side"] for r in results}
@@ -520,9 +559,16 @@ def calibrated_mi(
 
     def run(a, b, key, m):
         return estimate(
-            a, b, key=key, estimator=estimator, k=k, subsets=m, labels=is_lab,
-            normal_scores=normal_scores and estimator != "gaussian", names=names,
-        )  # fmt: skip
+            a,
+            b,
+            key=key,
+            estimator=estimator,
+            k=k,
+            subsets=m,
+            labels=is_lab,
+            normal_scores=normal_scores and estimator != "gaussian",
+            names=names,
+        )
 
     with _one_blas_thread():
         keys = jax.random.split(jax.random.key(seed), surrogates + 1)

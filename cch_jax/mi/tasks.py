@@ -116,21 +116,37 @@ def tasks() -> list[Task]:
 
     add("gauss-1+1", gaussian_sampler(1, 1, [0.8], mix=False), False, "ρ = 0.8")
     add("gauss-2+2-dense", gaussian_sampler(2, 2, [0.7, 0.5], mix=True), False, "rotated")
-    add("gauss-5+5-sparse", gaussian_sampler(5, 5, [0.8, 0.6, 0, 0, 0], mix=False), False,
-        "2 correlated pairs")  # fmt: skip
+    add(
+        "gauss-5+5-sparse",
+        gaussian_sampler(5, 5, [0.8, 0.6, 0, 0, 0], mix=False),
+        False,
+        "2 correlated pairs",
+    )
     add("gauss-10+10-dense", gaussian_sampler(10, 10, 0.45, mix=True), False, "all ρ = 0.45")
-    add("gauss-20+20-sparse", gaussian_sampler(20, 20, [0.9, 0.7] + [0] * 18, mix=False), False,
-        "2 of 20 pairs correlated")  # fmt: skip
+    add(
+        "gauss-20+20-sparse",
+        gaussian_sampler(20, 20, [0.9, 0.7] + [0] * 18, mix=False),
+        False,
+        "2 of 20 pairs correlated",
+    )
     add("independent-5+5", gaussian_sampler(5, 5, 0.0, mix=True), False, "true MI = 0")
     g5, mi5 = gaussian_sampler(5, 5, 0.6, mix=True, seed=3)
     add("asinh-5+5", (_transformed(g5, np.arcsinh), mi5), False, "asinh of dense Gaussian")
-    add("halfcube-5+5", (_transformed(g5, lambda a: a * np.sqrt(np.abs(a))), mi5), False,
-        "x|x|^½ of dense Gaussian")  # fmt: skip
+    add(
+        "halfcube-5+5",
+        (_transformed(g5, lambda a: a * np.sqrt(np.abs(a))), mi5),
+        False,
+        "x|x|^½ of dense Gaussian",
+    )
     g2, mi2 = gaussian_sampler(2, 2, [0.7, 0.5], mix=True, seed=5)
     add("normcdf-2+2", (_transformed(g2, ndtr), mi2), False, "Φ of each coordinate")
     add("student-t3-2+2", student_t_sampler(3.0, 2, 2, [0.6, 0.3]), False, "ν = 3")
-    add("student-t2-1+1-uncorr", student_t_sampler(2.0, 1, 1, [0.0]), False,
-        "ν = 2, ρ = 0: dependence through the shared scale only")  # fmt: skip
+    add(
+        "student-t2-1+1-uncorr",
+        student_t_sampler(2.0, 1, 1, [0.0]),
+        False,
+        "ν = 2, ρ = 0: dependence through the shared scale only",
+    )
     add("mixture-1d-4class", mixture_sampler([0.0, 1.5, 3.0, 4.5], 1), True, "spacing 1.5σ")
     add("mixture-5d-3class", mixture_sampler([-2.0, 0.0, 2.0], 5), True, "1 informative direction")
     return out

@@ -1,4 +1,4 @@
-"""Input checks shared by every estimator and by the CLI (design.md §4: name argument, value, rule)."""
+"""Input checks shared by every estimator and by the CLI (each error names the argument, its value and the rule; docs/design.md)."""
 
 from __future__ import annotations
 
