@@ -83,18 +83,19 @@ def _floor_psd(c: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 
 
 def gaussian_surrogate(z1, z2, zy) -> Surrogate:
-    """N(0, R), R the correlation of the normal scores [z1, z2, zy]; MIs from block log-dets."""
+    """N(0, R), R the correlation of the normal scores [z1, z2, zy] with its cross blocks shrunk
+    to the bias-corrected MIs (`debiased_correlation`); MIs from block log-dets."""
     z = np.concatenate([z1, z2, zy], axis=1)
     d1, d2, dy = z1.shape[1], z2.shape[1], zy.shape[1]
-    r = _floor_psd(np.corrcoef(z, rowvar=False))
+    n = z.shape[0]
     s1, s2, sy = slice(0, d1), slice(d1, d1 + d2), slice(d1 + d2, d1 + d2 + dy)
     s12, s2y = slice(0, d1 + d2), slice(d1, d1 + d2 + dy)
+    r = _floor_psd(debiased_correlation(np.corrcoef(z, rowvar=False), n, (d1, d2, dy)))
 
     def mi(a, b, ab):
         return 0.5 * (_logdet(r[a, a]) + _logdet(r[b, b]) - _logdet(r[ab, ab]))
 
     chol = np.linalg.cholesky(r)
-    n = z.shape[0]
 
     def sample(rng):
         x = rng.standard_normal((n, r.shape[0])) @ chol.T
@@ -112,6 +113,45 @@ def gaussian_surrogate(z1, z2, zy) -> Surrogate:
         return est(s1, s2, s12), est(s2, sy, s2y)
 
     return Surrogate(sample, mi(s1, s2, s12), mi(s2, sy, s2y), gc_draw=gc_draw)
+
+
+def _block_mi(r: np.ndarray, a: slice, b: slice, scale: float) -> float:
+    """Gaussian MI between blocks a, b of correlation r with the cross block scaled by `scale`."""
+    ra, rb, rab = r[a, a], r[b, b], scale * r[a, b]
+    joint = np.block([[ra, rab], [rab.T, rb]])
+    return 0.5 * (_logdet(ra) + _logdet(rb) - _logdet(joint))
+
+
+def _shrink_for(r: np.ndarray, a: slice, b: slice, target: float) -> float:
+    """α in [0, 1] with _block_mi(r, a, b, α) = target (bisection; MI grows with α)."""
+    if target <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _block_mi(r, a, b, mid) < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def debiased_correlation(r: np.ndarray, n: int, dims: tuple[int, int, int]) -> np.ndarray:
+    """The sample correlation of [z1, z2, zy] with its cross blocks shrunk so that each block MI
+    equals its bias-corrected estimate (plug-in − `logdet_bias`, floored at 0).
+
+    The plug-in MI of a sample correlation exceeds the truth by about d1·d2 / (2n) nats (0.8 at
+    128 + 128, n = 10⁴). A surrogate with that inflated MI mis-states the bias of estimators whose
+    bias grows with the MI (KSG): measured, the knn correction overshot by +0.05 nats at 32 + 32 and
+    +0.8 at 128 + 128. R12 is scaled by α, R2y by β, R1y by αβ (α, β by bisection).
+    """
+    d1, d2, dy = dims
+    s1, s2, sy = slice(0, d1), slice(d1, d1 + d2), slice(d1 + d2, d1 + d2 + dy)
+    plug12, plug2y = _block_mi(r, s1, s2, 1.0), _block_mi(r, s2, sy, 1.0)
+    alpha = _shrink_for(r, s1, s2, plug12 - logdet_bias(n, d1, d2))
+    beta = _shrink_for(r, s2, sy, plug2y - logdet_bias(n, d2, dy))
+    out = r.copy()
+    for (a, b), f in (((s1, s2), alpha), ((s2, sy), beta), ((s1, sy), alpha * beta)):
+        out[a, b] *= f
+        out[b, a] *= f
+    return out
 
 
 def wishart(rng: np.random.Generator, chol: np.ndarray, dof: int) -> np.ndarray:
