@@ -65,3 +65,29 @@ def test_ground_truth_of_the_calibration_tasks():
     logc = stats.norm.logpdf(u[:, None], means, scales)
     t = logc[np.arange(u.size), yy] - np.log(np.mean(np.exp(logc), axis=1))
     assert abs(t.mean() - cal.mixture_mi(means, scales)) < 4 * t.std() / np.sqrt(t.size)
+
+
+def test_the_surrogate_correlation_carries_the_bias_corrected_mis():
+    """debiased_correlation: each block MI equals plug-in − logdet_bias (floored at 0); the
+    within-block correlations are untouched; independent blocks get no dependence at all."""
+    from cch_jax.mi.check import _block_mi, debiased_correlation
+    from cch_jax.mi.gaussian import logdet_bias
+
+    rng = np.random.default_rng(4)
+    n, (d1, d2, dy) = 300, (6, 5, 2)
+    z2 = rng.standard_normal((n, d2))
+    z = np.c_[
+        z2[:, :3] @ rng.standard_normal((3, d1)) + rng.standard_normal((n, d1)),
+        z2,
+        rng.standard_normal((n, dy)),
+    ]
+    r = np.corrcoef(z, rowvar=False)
+    out = debiased_correlation(r, n, (d1, d2, dy))
+    s1, s2, sy = slice(0, d1), slice(d1, d1 + d2), slice(d1 + d2, None)
+    want12 = _block_mi(r, s1, s2, 1.0) - logdet_bias(n, d1, d2)
+    assert want12 > 0.3 and abs(_block_mi(out, s1, s2, 1.0) - want12) < 1e-9
+    # Y is independent of H2 here: its plug-in MI is below the bias, so the block is zeroed.
+    assert _block_mi(r, s2, sy, 1.0) < logdet_bias(n, d2, dy)
+    assert np.all(out[s2, sy] == 0) and np.all(out[s1, sy] == 0)
+    for s in (s1, s2, sy):
+        np.testing.assert_array_equal(out[s, s], r[s, s])
