@@ -323,14 +323,16 @@ class ScanStore:
         manifest = d / MANIFEST
         if not manifest.exists():
             theirs = sorted(p.name for p in d.iterdir() if not _is_our_temp(p, MANIFEST))
-            if theirs:
+            if MANIFEST in theirs:  # another scan claimed the folder since `exists()`: compare
+                theirs = []
+            elif theirs:
                 shown = ", ".join(theirs[:3]) + (", …" if len(theirs) > 3 else "")
                 raise ValueError(
                     f"out={str(d)!r} is not empty ({shown}) and holds no scan (no {MANIFEST}): "
                     "give a new or empty folder (files there are never overwritten)"
                 )
             text = json.dumps(jsonable(self.meta), indent=2, sort_keys=True) + "\n"
-            if _create_exclusive(manifest, text.encode()):
+            if not manifest.exists() and _create_exclusive(manifest, text.encode()):
                 return
         old = _manifest(manifest)
         if old["fingerprint"] != self.fingerprint:
