@@ -23,8 +23,9 @@ The Gaussian parameter ρ is solved so that the true gap equals g exactly.
 Per run: the check's verdict, its gap interval, its MI intervals, and seconds. Per cell (family ×
 D × n): confidently-wrong rate (a confident verdict of the wrong sign, or any confident verdict at
 g = 0), decisive-right rate (|g| ≥ 0.3), gap coverage, MI coverage. Results: one JSON line per run
-in DIR/runs.jsonl (resumable: finished runs are skipped), the table in docs/check_calibration.md
-(--quick: DIR/check_calibration.md) and figures/check_calibration.png.
+in DIR/runs.jsonl (resumable: finished runs are skipped); the table in --doc (default
+DIR/check_calibration_table.md; the committed one is docs/check_calibration_table.md), DIR/summary.json
+and the figure in --fig (default DIR/check_calibration.png).
 """
 
 from __future__ import annotations
@@ -370,7 +371,7 @@ def main(argv=None) -> int:
     keep = [r for r in runs if r["family"] in a.families and r["d"] in dims and r["n"] in ns]
     rows, tot = summarise(keep), totals(keep)
     text = table(rows, tot)
-    doc = Path(a.doc) if a.doc else out / "table.md"
+    doc = Path(a.doc) if a.doc else out / "check_calibration_table.md"
     doc.write_text(text)
     (out / "summary.json").write_text(json.dumps({"cells": rows, "totals": tot}, indent=1))
     figure(rows, Path(a.fig) if a.fig else out / "check_calibration.png")

@@ -28,7 +28,7 @@ def test_calibration_subset_is_never_confidently_wrong_and_covers_the_gap(tmp_pa
         "--out",
         str(out),
         "--doc",
-        str(tmp_path / "table.md"),
+        str(tmp_path / "check_calibration_table.md"),
         "--fig",
         str(tmp_path / "c.png"),
     ]
@@ -44,7 +44,7 @@ def test_calibration_subset_is_never_confidently_wrong_and_covers_the_gap(tmp_pa
     # A second call resumes: nothing recomputed, the same summary.
     assert cal.main([*argv, "--summarise-only"]) == 0
     assert len((out / "runs.jsonl").read_text().splitlines()) == len(runs)
-    assert "| gauss-spread | 2 | 500 |" in (tmp_path / "table.md").read_text()
+    assert "| gauss-spread | 2 | 500 |" in (tmp_path / "check_calibration_table.md").read_text()
     assert (tmp_path / "c.png").stat().st_size > 0
 
 
