@@ -71,33 +71,76 @@ class MLPStudent(nn.Module):
         return self.head(self.features(x))
 
 
+def patches3x3(x):
+    """(B, H, W, C) → (B, H, W, 9·C): the 3×3 "SAME" neighbourhoods, ordered (dy, dx, c) like a
+    (3, 3, C, C') kernel flattened to (9·C, C'). Shifted slices of a padded copy: pure data
+    movement, so a vmap over students stays a batch of matmuls (vmapped lax.conv becomes a grouped
+    convolution, slow on CPU)."""
+    h, w = x.shape[-3], x.shape[-2]
+    xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = [xp[:, dy : dy + h, dx : dx + w, :] for dy in range(3) for dx in range(3)]
+    return jnp.concatenate(cols, axis=-1)
+
+
+class PatchConv(nn.Module):
+    """A 3×3 "SAME" convolution as patches3x3(x) @ kernel.reshape(9·C, C') + b. The parameters
+    (kernel (3, 3, C, C'), bias (C',)), their names and initialisers are nn.Conv's, so either
+    implementation runs the other's parameters."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, c, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return patches3x3(x) @ kernel.reshape(9 * c, self.features) + bias
+
+
+def _pool2(x):
+    """2×2 average pooling, stride 2, dropping an odd last row/column (nn.avg_pool, "VALID")."""
+    b, h, w, c = x.shape
+    x = x[:, : h // 2 * 2, : w // 2 * 2, :]
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
 class CNNStudent(nn.Module):
     """A small CNN for (B, 28, 28, C) images (C = 1 or 3; (B, 28, 28) is read as C = 1).
 
     h(x) = relu(dense_hidden(flatten(pool(relu(conv_k(… pool(relu(conv_1 x))))))))
     f(x) = dense_out(h(x)).  Features H = h(x), shape (B, hidden).
+
+    conv: "patches" (default) computes each 3×3 convolution as a matmul on shifted slices
+    (`PatchConv`); "lax" uses nn.Conv. Same function, same parameters. Measured on a 2-core CPU
+    (BENCHMARKS.md, CNN students): "patches" is faster for one student and keeps vmapped students
+    a batch of matmuls, where a vmapped nn.Conv becomes a slow grouped convolution.
     """
 
     channels: Sequence[int] = (16, 32)
     hidden: int = 64
     out: int = 10
+    conv: str = "patches"
 
     def setup(self):
-        self.convs = [
-            nn.Conv(c, kernel_size=(3, 3), padding="SAME", name=f"conv_{i}")
-            for i, c in enumerate(self.channels)
-        ]
+        if self.conv not in ("patches", "lax"):
+            raise ValueError(f"conv={self.conv!r} must be 'patches' or 'lax'")
+        make = PatchConv if self.conv == "patches" else _lax_conv
+        self.convs = [make(c, name=f"conv_{i}") for i, c in enumerate(self.channels)]
         self.dense = nn.Dense(self.hidden, name="dense")
         self.head = nn.Dense(self.out, name="head")
 
     def features(self, x):
         h = x[..., None] if x.ndim == 3 else x
         for conv in self.convs:
-            h = nn.avg_pool(nn.relu(conv(h)), window_shape=(2, 2), strides=(2, 2))
+            h = _pool2(nn.relu(conv(h)))
         return nn.relu(self.dense(_flatten(h)))
 
     def __call__(self, x):
         return self.head(self.features(x))
+
+
+def _lax_conv(features, name):
+    return nn.Conv(features, kernel_size=(3, 3), padding="SAME", name=name)
 
 
 MODELS = {"linear": LinearStudent, "mlp": MLPStudent, "cnn": CNNStudent}

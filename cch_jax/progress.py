@@ -28,8 +28,11 @@ def format_seconds(s: float) -> str:
 class Progress:
     """Progress over `total` units (chunks); writes to `file` (default stderr) when enabled."""
 
-    def __init__(self, total: int, desc: str = "", *, enabled: bool = True, file=None, width=24):
+    def __init__(
+        self, total: int, desc: str = "", *, enabled=True, file=None, width=24, unit="chunks"
+    ):
         self.total, self.desc, self.enabled, self.width = int(total), desc, enabled, width
+        self.unit = unit
         self.file = sys.stderr if file is None else file
         self.done = 0
         self.start = time.perf_counter()
@@ -58,7 +61,7 @@ class Progress:
         filled = int(self.width * self.done / max(self.total, 1))
         bar = "#" * filled + "." * (self.width - filled)
         elapsed = format_seconds(time.perf_counter() - self.start)
-        line = f"\r{self.desc} [{bar}] {self.done}/{self.total} chunks  {elapsed} elapsed"
+        line = f"\r{self.desc} [{bar}] {self.done}/{self.total} {self.unit}  {elapsed} elapsed"
         self.file.write(f"{line}  ETA {format_seconds(self.eta())}  ")
         self.file.flush()
 

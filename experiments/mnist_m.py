@@ -23,15 +23,29 @@ by the mixed kNN estimator (PCA pca_knn) and the Barber–Agakov bound of the st
 head. CCH predicts "helps" at a σ when the mean gap over seeds is positive. MIs in nats.
 
 The full configuration is GPU-sized (6 σ × 5 seeds × 20 grid points = 600 KD students of 3000
-steps on 50 000 images); `--quick` runs on a CPU in minutes.
+steps on 50 000 images); `--quick` runs on a CPU in minutes; `--medium` (MEDIUM) is the largest
+configuration that finishes within an hour on a 2-core CPU, with teachers that reach ≥ 98 % on MNIST.
+
+Two runners train the networks (`runner` in the config):
+  * "vmap": seeds × grid vmapped under one jit per σ (GPU-sized batches of students);
+  * "jobs": one jitted single-student run per job, `threads` jobs at a time, each job's outputs
+    saved as it finishes under <results>/jobs/, so an interrupted run resumes where it stopped. On a
+    CPU a vmapped CNN step is memory-bound (measured: 15 vmapped students ran slower per student
+    than one at a time), while two threads keep both cores busy (BENCHMARKS.md, CNN students).
+Both give the same numbers for the same config up to float reassociation.
 """
 
 from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
 
 import jax
 import numpy as np
 
 from cch_jax.models import make_model
+from cch_jax.serialize import jsonable
 from cch_jax.train import ArrayData, TrainConfig, make_train
 from experiments._common import (
     figures_dir,
@@ -84,6 +98,11 @@ CONFIG = dict(
     check_seed=0,
     pca_check=8,
     check_families={"full": ("gc", "knn"), "pca": ("gc", "knn")},
+    teacher_steps=None,  # None: `steps`
+    reference_steps=0,  # > 0: also train `reference_seeds` no-KD students this long (jobs runner)
+    reference_seeds=0,
+    runner="vmap",  # or "jobs" (module docstring)
+    threads=2,
 )
 QUICK = dict(
     sigmas=(0.0, 4.0, 8.0),
@@ -100,15 +119,37 @@ QUICK = dict(
     pca_fit=1000,
     mi_n=1000,
 )
+# ≤ 60 min on a 2-core CPU (docs/results.md has the measured time): teachers trained longer than
+# students (a σ = 0 teacher at 2000 steps reaches ≥ 98 %), students at 800 steps, and a reference
+# no-KD student at `reference_steps` to show how far the architecture goes with more training.
+MEDIUM = dict(
+    sigmas=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0),
+    seeds=5,
+    lams=(0.1, 0.3, 0.5, 0.7, 0.9),
+    temperatures=(1.0, 2.0, 4.0),
+    n_train=50_000,
+    n_test=10_000,
+    channels=(8, 16),
+    hidden=64,
+    steps=800,
+    teacher_steps=2000,
+    reference_steps=4000,
+    reference_seeds=2,
+    batch_size=64,
+    learning_rate=3e-3,
+    runner="jobs",
+    threads=2,
+)
 
 
-def cnn_config(cfg) -> TrainConfig:
+def cnn_config(cfg, steps=None) -> TrainConfig:
+    steps = int(cfg["steps"] if steps is None else steps)
     return TrainConfig(
         task="classification",
         model="cnn",
         model_kwargs={"channels": tuple(cfg["channels"]), "hidden": int(cfg["hidden"]), "out": 10},
-        steps=cfg["steps"],
-        eval_every=cfg["steps"],
+        steps=steps,
+        eval_every=steps,
         optimizer="adam",
         schedule="cosine",
         batch_size=cfg["batch_size"],
@@ -143,42 +184,235 @@ def _batched(fn, params, x, size=2000):
     )
 
 
-def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
+def _features(runners, params, x_fit, x_te, n_fit, n_mi):
+    """(features on x_fit[:n_fit], features on x_te[:n_mi], logits on x_te[:n_mi]), run axis first."""
+    _, _, feats, logits = runners
+    return (
+        _batched(feats, params, x_fit[:n_fit]),
+        _batched(feats, params, x_te[:n_mi]),
+        _batched(logits, params, x_te[:n_mi]),
+    )
+
+
+def _train_vmapped(cfg, data, keys, t_keys, lams, temps) -> dict:
+    """Every network of the experiment, seeds × grid vmapped per σ (module docstring)."""
+    xs_tr, y_tr, xs_te, y_te, teacher_images = data
+    n_fit, n_mi, S = cfg["n_fit"], cfg["n_mi"], len(keys)
+    zeros = np.zeros((len(y_tr), 10), np.float32)
+    d_student = ArrayData(xs_tr, y_tr, zeros, xs_te, y_te)
+    s_run = make_runners(cnn_config(cfg), d_student, cfg["learning_rate"])
+    base = s_run[0](d_student, keys)
+    out = {"student_acc": np.asarray(base.metrics.test[:, -1])}
+    out["h_fit"], out["h_te"], out["lg_te"] = _features(s_run, base.params, xs_tr, xs_te, n_fit, n_mi)
+    t_config = cnn_config(cfg, cfg["teacher_steps"])
+    per_sigma, t_run = [], None
+    for sigma in cfg["sigmas"]:
+        xt_tr, xt_te = teacher_images(sigma)
+        d_teacher = ArrayData(xt_tr, y_tr, zeros, xt_te, y_te)
+        t_run = t_run or make_runners(t_config, d_teacher, cfg["learning_rate"])
+        teach = t_run[0](d_teacher, t_keys)
+        t_train_logits = _batched(t_run[3], teach.params, xt_tr)  # (S, n, C)
+        res = s_run[1](d_student, t_train_logits, keys, lams, temps)
+        h1_fit, h1_te, _ = _features(t_run, teach.params, xt_tr, xt_te, n_fit, n_mi)
+        per_sigma.append(
+            {
+                "teacher_acc": np.asarray(teach.metrics.test[:, -1]),
+                "kd_acc": np.asarray(res.metrics.test[..., -1]).reshape(S, -1),
+                "diverged": np.asarray(res.diverged).reshape(S, -1),
+                "h1_fit": h1_fit,
+                "h1_te": h1_te,
+            }
+        )
+    for k in per_sigma[0]:
+        out[k] = np.stack([p[k] for p in per_sigma])
+    return out
+
+
+def _train_jobs(cfg, data, keys, t_keys, lams, temps, jobs_dir: Path) -> dict:
+    """The same networks as `_train_vmapped`, one jitted single-student run per job, `threads`
+    at a time; each job's outputs are saved (atomically) under jobs_dir as it finishes and
+    loaded, not recomputed, when the experiment is run again with the same config."""
+    import concurrent.futures
+    import threading
+
+    import jax.numpy as jnp
+
+    from cch_jax.progress import Progress
+    from cch_jax.results import read_json, save_json, save_npz
+
+    xs_tr, y_tr, xs_te, y_te, teacher_images = data
+    n_fit, n_mi, S = cfg["n_fit"], cfg["n_mi"], len(keys)
+    sigmas, lr = list(cfg["sigmas"]), cfg["learning_rate"]
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = {k: v for k, v in cfg.items() if k not in ("threads",)}
+    if (jobs_dir / "config.json").is_file():
+        if read_json(jobs_dir / "config.json") != json.loads(json.dumps(jsonable(stamp))):
+            raise ValueError(
+                f"{jobs_dir} holds jobs of a different configuration: remove it, or choose "
+                "another output folder (--out)"
+            )
+    else:
+        save_json(jobs_dir / "config.json", stamp)
+
+    zeros = jnp.zeros((len(y_tr), 10), jnp.float32)
+    y_tr_j, y_te_j = jnp.asarray(y_tr), jnp.asarray(y_te)
+    d_student = ArrayData(jnp.asarray(xs_tr), y_tr_j, zeros, jnp.asarray(xs_te), y_te_j)
+    teacher_data, lock = {}, threading.Lock()
+
+    def d_teacher(i):
+        with lock:  # each σ's blurred images are loaded once and shared by its jobs
+            if i not in teacher_data:
+                xt_tr, xt_te = teacher_images(sigmas[i])
+                teacher_data[i] = ArrayData(
+                    jnp.asarray(xt_tr), y_tr_j, zeros, jnp.asarray(xt_te), y_te_j
+                )
+            return teacher_data[i]
+
+    def runner(steps):
+        """(one run: (data, key, λ, T) → TrainResult, features, logits), jitted."""
+        train = make_train(cnn_config(cfg, steps), d_student)
+        one = jax.jit(lambda d, key, lam, tau: train(d, key, lam, tau, lr))
+        return (one, *make_runners(cnn_config(cfg, steps), d_student, lr)[2:])
+
+    student_run, teacher_run = runner(cfg["steps"]), runner(cfg["teacher_steps"])
+    ref_run = runner(cfg["reference_steps"]) if cfg["reference_seeds"] else None
+
+    def with_run_axis(params):
+        return jax.tree.map(lambda a: a[None], params)
+
+    def job_student(s):
+        r = student_run[0](d_student, keys[s], 0.0, 1.0)
+        h_fit, h_te, lg_te = _features(
+            (None, None, *student_run[1:]), with_run_axis(r.params), xs_tr, xs_te, n_fit, n_mi
+        )
+        return {"acc": r.metrics.test[-1], "h_fit": h_fit[0], "h_te": h_te[0], "lg_te": lg_te[0]}
+
+    def job_reference(s):
+        return {"acc": ref_run[0](d_student, keys[s], 0.0, 1.0).metrics.test[-1]}
+
+    def job_teacher(i, s):
+        d = d_teacher(i)
+        r = teacher_run[0](d, t_keys[s], 0.0, 1.0)
+        params = with_run_axis(r.params)
+        h1_fit, h1_te, _ = _features(
+            (None, None, *teacher_run[1:]), params, d.x_train, d.x_test, n_fit, n_mi
+        )
+        logits = _batched(teacher_run[2], params, d.x_train)[0]
+        return {"acc": r.metrics.test[-1], "logits": logits, "h1_fit": h1_fit[0], "h1_te": h1_te[0]}
+
+    def job_kd(i, s, g, teacher_logits):
+        d = d_student._replace(teacher_train=jnp.asarray(teacher_logits))
+        r = student_run[0](d, keys[s], lams[g], temps[g])
+        return {"acc": r.metrics.test[-1], "diverged": r.diverged}
+
+    def run(name, fn, *args):
+        path = jobs_dir / f"{name}.npz"
+        if not path.is_file():
+            save_npz(path, {k: np.asarray(v) for k, v in fn(*args).items()})
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+
+    def stage(jobs, desc):
+        """Run jobs [(name, fn, *args)], `threads` at a time; {name: outputs}."""
+        done = {name for name, *_ in jobs if (jobs_dir / f"{name}.npz").is_file()}
+        bar = Progress(len(jobs), desc=f"[{NAME}] {desc}", unit="runs")
+        results = {}
+        with concurrent.futures.ThreadPoolExecutor(cfg["threads"]) as pool:
+            futures = {pool.submit(run, *job): job[0] for job in jobs}
+            for future in concurrent.futures.as_completed(futures):
+                name = futures[future]
+                results[name] = future.result()
+                bar.update(skipped=name in done)
+        bar.close()
+        return results
+
+    G = lams.size
+    first = stage(
+        [(f"student_s{s}", job_student, s) for s in range(S)]
+        + [(f"teacher_{i}_s{s}", job_teacher, i, s) for i in range(len(sigmas)) for s in range(S)]
+        + [(f"reference_s{s}", job_reference, s) for s in range(cfg["reference_seeds"])],
+        "teachers and no-KD students",
+    )
+    kd = stage(
+        [
+            (f"kd_{i}_s{s}_g{g}", job_kd, i, s, g, first[f"teacher_{i}_s{s}"]["logits"])
+            for i in range(len(sigmas))
+            for s in range(S)
+            for g in range(G)
+        ],
+        "KD students",
+    )
+    students = [first[f"student_s{s}"] for s in range(S)]
+    teachers = [[first[f"teacher_{i}_s{s}"] for s in range(S)] for i in range(len(sigmas))]
+    out = {k: np.stack([st[k] for st in students]) for k in ("h_fit", "h_te", "lg_te")}
+    out["student_acc"] = np.stack([st["acc"] for st in students])
+    out["teacher_acc"] = np.array([[t["acc"] for t in row] for row in teachers])
+    out["h1_fit"] = np.array([[t["h1_fit"] for t in row] for row in teachers])
+    out["h1_te"] = np.array([[t["h1_te"] for t in row] for row in teachers])
+    for key in ("acc", "diverged"):
+        out["kd_" + key if key == "acc" else key] = np.array(
+            [
+                [[kd[f"kd_{i}_s{s}_g{g}"][key] for g in range(G)] for s in range(S)]
+                for i in range(len(sigmas))
+            ]
+        )
+    if cfg["reference_seeds"]:
+        out["reference_acc"] = np.array(
+            [first[f"reference_s{s}"]["acc"] for s in range(cfg["reference_seeds"])]
+        )
+    return out
+
+
+def main(
+    *, quick: bool = False, medium: bool = False, out=None, figures=None, **overrides
+) -> dict:
     from cch_jax.data.real import load_mnist_pair
 
-    cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
+    if quick and medium:
+        raise ValueError("quick=True and medium=True: choose one configuration")
+    variant = "quick" if quick else ("medium" if medium else "full")
+    cfg = {**CONFIG, **{"quick": QUICK, "medium": MEDIUM, "full": {}}[variant], **overrides}
+    if cfg["runner"] not in ("vmap", "jobs"):
+        raise ValueError(f"runner={cfg['runner']!r} must be 'vmap' or 'jobs'")
+    cfg["teacher_steps"] = cfg["teacher_steps"] or cfg["steps"]
     sigmas, S = tuple(cfg["sigmas"]), cfg["seeds"]
     _, xs_tr, y_tr = load_mnist_pair("train", limit=cfg["n_train"])
     _, xs_te, y_te = load_mnist_pair("test", limit=cfg["n_test"])
-    C = 10
+
+    def teacher_images(sigma):
+        xt_tr, _, _ = load_mnist_pair("train", blur_sigma=sigma, limit=cfg["n_train"])
+        xt_te, _, _ = load_mnist_pair("test", blur_sigma=sigma, limit=cfg["n_test"])
+        return xt_tr, xt_te
+
     key = jax.random.key(cfg["key"])
     k_student, k_teacher, k_mi = jax.random.split(key, 3)
     keys = jax.random.split(k_student, S)
     t_keys = jax.random.split(k_teacher, S)
-    config = cnn_config(cfg)
     lams, temps = lam_temp_grid(cfg)
-    G = lams.size
-    n_fit, n_mi = min(cfg["pca_fit"], cfg["n_train"]), min(cfg["mi_n"], cfg["n_test"])
+    cfg["n_fit"] = min(cfg["pca_fit"], cfg["n_train"])
+    cfg["n_mi"] = n_mi = min(cfg["mi_n"], cfg["n_test"])
+    directory = results_dir(NAME, out, quick)
+    if medium and out is None:
+        directory = directory.parent / "medium" / NAME
+    data = (xs_tr, y_tr, xs_te, y_te, teacher_images)
+    start = time.perf_counter()
+    if cfg["runner"] == "jobs":
+        nets = _train_jobs(cfg, data, keys, t_keys, lams, temps, directory / "jobs")
+    else:
+        nets = _train_vmapped(cfg, data, keys, t_keys, lams, temps)
+    train_seconds = time.perf_counter() - start
+    student_acc = nets["student_acc"]
 
-    # No-KD students (shared by every σ).
-    zeros = np.zeros((len(y_tr), C), np.float32)
-    d_student = ArrayData(xs_tr, y_tr, zeros, xs_te, y_te)
-    s_single, s_kd, s_feats, s_logits = make_runners(config, d_student, cfg["learning_rate"])
-    base = s_single(d_student, keys)
-    student_acc = np.asarray(base.metrics.test[:, -1])  # (S,)
-    h_fit = _batched(s_feats, base.params, xs_tr[:n_fit])
-    h_te = _batched(s_feats, base.params, xs_te[:n_mi])
-    lg_te = _batched(s_logits, base.params, xs_te[:n_mi])
-    H2 = [reduce_features(h_fit[s], h_te[s], cfg, seed=(0, s)) for s in range(S)]
+    H2 = [reduce_features(nets["h_fit"][s], nets["h_te"][s], cfg, seed=(0, s)) for s in range(S)]
     s0 = cfg["check_seed"]
-    H2c = check_features(h_fit[s0], h_te[s0], cfg, seed=(0, s0, 7))
+    H2c = check_features(nets["h_fit"][s0], nets["h_te"][s0], cfg, seed=(0, s0, 7))
     checks = []
     i2y = np.zeros((2, S, 2))
     for s in range(S):
         m = mi_label(
             H2[s],
             y_te[:n_mi],
-            lg_te[s],
+            nets["lg_te"][s],
             key=jax.random.fold_in(k_mi, s),
             k=cfg["k"],
             subsets=cfg["subsets"],
@@ -190,27 +424,10 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         f"{i2y[0, :, 0].mean():.3f} (mixed) / {i2y[1, :, 0].mean():.3f} (BA) nats",
         flush=True,
     )
-
-    teacher_acc = np.zeros((len(sigmas), S))
-    kd_acc = np.zeros((len(sigmas), S, G))
-    diverged = np.zeros((len(sigmas), S, G), bool)
+    teacher_acc, kd_acc = nets["teacher_acc"], nets["kd_acc"]
     i12 = np.zeros((2, len(sigmas), S, 2))
-    t_runners = None
     for i, sigma in enumerate(sigmas):
-        xt_tr, _, _ = load_mnist_pair("train", blur_sigma=sigma, limit=cfg["n_train"])
-        xt_te, _, _ = load_mnist_pair("test", blur_sigma=sigma, limit=cfg["n_test"])
-        d_teacher = ArrayData(xt_tr, y_tr, zeros, xt_te, y_te)
-        if t_runners is None:
-            t_runners = make_runners(config, d_teacher, cfg["learning_rate"])
-        t_single, _, t_feats, t_logits = t_runners
-        teach = t_single(d_teacher, t_keys)
-        teacher_acc[i] = np.asarray(teach.metrics.test[:, -1])
-        t_train_logits = _batched(t_logits, teach.params, xt_tr)  # (S, n, C)
-        res = s_kd(d_student, t_train_logits, keys, lams, temps)
-        kd_acc[i] = np.asarray(res.metrics.test[..., -1])
-        diverged[i] = np.asarray(res.diverged)
-        h1_fit = _batched(t_feats, teach.params, xt_tr[:n_fit])
-        h1_te = _batched(t_feats, teach.params, xt_te[:n_mi])
+        h1_fit, h1_te = nets["h1_fit"][i], nets["h1_te"][i]
         for s in range(S):
             h1 = reduce_features(h1_fit[s], h1_te[s], cfg, seed=(i + 1, s))
             m = mi_teacher_student(
@@ -236,15 +453,18 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         "student_acc": student_acc,
         "teacher_acc": teacher_acc,
         "kd_acc": kd_acc,
-        "diverged": diverged,
+        "diverged": nets["diverged"],
         "i2y": i2y,
         "i12": i12,
         "lams": lams,
         "temps": temps,
     }
+    if "reference_acc" in nets:
+        arrays["reference_acc"] = nets["reference_acc"]
     summary = summarise(arrays, cfg)
-    directory = results_dir(NAME, out, quick)
-    save_results(directory, arrays, {"experiment": NAME, "config": cfg, **summary})
+    summary["train_seconds"] = train_seconds
+    summary["seconds"] = time.perf_counter() - start
+    save_results(directory, arrays, {"experiment": NAME, "variant": variant, "config": cfg, **summary})
     plot(directory, figures_dir(figures, quick))
     return summary
 
@@ -327,6 +547,11 @@ def plot(directory, figures) -> list:
     )
     sm, ss = mean_sem(arrays["student_acc"])
     ax_s.axhline(100 * sm, color="C0", ls="--", label=f"no-KD student (MNIST-M): {100 * sm:.1f}")
+    if "reference_acc" in arrays:
+        ref = 100 * arrays["reference_acc"].mean()
+        ax_s.axhline(
+            ref, color="C2", ls=":", label=f"no-KD student, {cfg['reference_steps']} steps: {ref:.1f}"
+        )
     kd = arrays["kd_acc"].mean(-1)  # (σ, S)
     km, ks = mean_sem(kd)
     ax_s.errorbar(
@@ -396,6 +621,7 @@ def plot(directory, figures) -> list:
     fig.suptitle(
         f"MNIST (blurred, teacher) → MNIST-M (student, our rebuild), CNN{tuple(cfg['channels'])}"
         f"+{cfg['hidden']}: {cfg['n_train']} train / {cfg['n_test']} test images, {cfg['steps']} "
-        f"steps, {cfg['seeds']} seeds, λ ∈ {list(cfg['lams'])} × T ∈ {list(cfg['temperatures'])}"
+        f"steps (teachers {cfg.get('teacher_steps') or cfg['steps']}), {cfg['seeds']} seeds, λ ∈ {list(cfg['lams'])} × T ∈ {list(cfg['temperatures'])}"
     )
-    return [save_figure(fig, figures / f"{NAME}.png")]
+    suffix = "_medium" if meta.get("variant") == "medium" else ""
+    return [save_figure(fig, figures / f"{NAME}{suffix}.png")]

@@ -17,7 +17,14 @@ def register(sub) -> None:
         description=f"Run an experiment or a group of them: {names}.",
     )
     p.add_argument("name", help=f"one of: {names}")
-    p.add_argument("--quick", action="store_true", help="small sizes (CPU, minutes)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small sizes (CPU, minutes)")
+    size.add_argument(
+        "--medium",
+        action="store_true",
+        help="mnist_m only: the largest configuration that runs within an hour on a 2-core CPU "
+        "(resumable: run it again to continue; results under results/medium/)",
+    )
     p.add_argument("--out", help="results directory (default results/ or results/quick/)")
     p.add_argument(
         "--figures", help="figures directory (default figures/, or figures/quick/ with --quick)"
@@ -44,10 +51,13 @@ def run_reproduce(args) -> int:
     names = experiments.expand(args.name)
     for name in names:
         experiments.load(name)  # unknown names fail before any work
+    if args.medium and list(names) != ["mnist_m"]:
+        raise UserError(f"--medium is defined for mnist_m only, not {args.name!r}")
     for name in names:
         start = time.perf_counter()
         print(f"== {name} ==", flush=True)
-        experiments.load(name).main(quick=args.quick, out=args.out, figures=args.figures)
+        size = {"medium": True} if args.medium else {"quick": args.quick}
+        experiments.load(name).main(**size, out=args.out, figures=args.figures)
         print(f"== {name}: done in {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 
