@@ -120,7 +120,7 @@ QUICK = dict(
     mi_n=1000,
 )
 # ≤ 60 min on a 2-core CPU (docs/results.md has the measured time): teachers trained longer than
-# students (a σ = 0 teacher at 2000 steps reaches ≥ 98 %), students at 800 steps, and a reference
+# students (a σ = 0 teacher at 2000 steps reaches ≥ 98 %), students at 600 steps, and a reference
 # no-KD student at `reference_steps` to show how far the architecture goes with more training.
 MEDIUM = dict(
     sigmas=(0.0, 1.0, 2.0, 4.0, 6.0, 8.0),
@@ -131,7 +131,7 @@ MEDIUM = dict(
     n_test=10_000,
     channels=(8, 16),
     hidden=64,
-    steps=800,
+    steps=600,
     teacher_steps=2000,
     reference_steps=4000,
     reference_seeds=2,

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from cch_jax.losses import accuracy, mse
+
+EVAL_BLOCK = 1024  # test rows evaluated at a time (ArrayData.test_metric)
 
 
 class ArrayData(NamedTuple):
@@ -59,12 +62,39 @@ class ArrayData(NamedTuple):
         return tuple(jnp.asarray(a) for a in (data.x_train, data.y_train, data.teacher_train))
 
     def test_metric(self, student, task: str):
-        """metric(params, data): test accuracy (classification) or test MSE (regression)."""
+        """metric(params, data): test accuracy (classification) or test MSE (regression).
+
+        Test sets above EVAL_BLOCK rows are evaluated in blocks of EVAL_BLOCK rows (lax.map, the
+        last block padded and masked): the same number, with memory bounded by one block (a CNN's
+        activations on 10⁴ images are ~1.4 GB per student) and, measured on a 2-core CPU, half
+        the time of one pass over 10⁴ images.
+        """
+
+        def per_row(params, x, y):
+            out = student.apply(params, x)
+            if task == "classification":
+                return (jnp.argmax(out, axis=-1) == y).astype(out.dtype)
+            return (out[:, 0] - y) ** 2
 
         def metric(params, data: ArrayData):
-            out = student.apply(params, jnp.asarray(data.x_test))
-            y = jnp.asarray(data.y_test)
-            return accuracy(out, y) if task == "classification" else mse(out[:, 0], y)
+            x, y = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
+            m = x.shape[0]
+            if m <= EVAL_BLOCK:
+                out = student.apply(params, x)
+                return accuracy(out, y) if task == "classification" else mse(out[:, 0], y)
+            blocks = -(-m // EVAL_BLOCK)
+            pad = blocks * EVAL_BLOCK - m
+
+            def split(a):
+                a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+                return a.reshape(blocks, EVAL_BLOCK, *a.shape[1:])
+
+            mask = split(jnp.arange(m) < m)
+            sums = jax.lax.map(
+                lambda b: jnp.sum(jnp.where(b[2], per_row(params, b[0], b[1]), 0)),
+                (split(x), split(y), mask),
+            )
+            return jnp.sum(sums) / m
 
         return metric
 
