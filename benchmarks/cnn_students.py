@@ -12,7 +12,8 @@ excluded (one untimed warm-up call first):
                   shifted slices, cch_jax.models.PatchConv)
   engine-1        the engine's single run (`make_train`, jit), patches
   engine-vmap-G   G engine runs vmapped under one jit on shared minibatches (the KD grid of one
-                  seed: same key, different λ), patches; also with nn.Conv (grouped convolution)
+                  seed: same key, different λ), patches (G = 3, 15); nn.Conv (G = 3: a vmapped
+                  nn.Conv is a grouped convolution, minutes at G = 15)
   engine-2threads single engine runs, two at a time from two Python threads (the `jobs` runner
                   of experiments/mnist_m.py)
   plain-2devices  the plain script on 2 XLA host devices (`--xla_force_host_platform_device_count=2`,
@@ -106,9 +107,9 @@ def measure(steps: int) -> dict:
     data, train = engine("patches", steps)
     one = jax.jit(lambda d, k, lam: train(d, k, lam, 2.0, 3e-3))
     rows["engine-1"] = timed(one, data, key, 0.5) / steps
-    for conv in ("patches", "lax"):
+    for conv, sizes in (("patches", (3, 15)), ("lax", (3,))):  # lax at 15: minutes (grouped conv)
         d_c, train_c = engine(conv, steps)
-        for g in (3, 15):
+        for g in sizes:
             grid = jax.jit(
                 jax.vmap(lambda d, k, lam, t=train_c: t(d, k, lam, 2.0, 3e-3), (None, None, 0))
             )

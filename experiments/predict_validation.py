@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -329,6 +330,58 @@ def agreement(pred_helps, pred_sem_ok, delta) -> dict:
     return out
 
 
+def run_mnist_m(directory, pcfg) -> dict:
+    """The probe prediction on a finished `mnist_m` run of the jobs runner (`--medium`), from the
+    outputs it saved: per (σ, seed), the no-KD student's features H2 and the teacher's logits on
+    the first n_fit **training** images (the only rows where both were saved; a 600-step student
+    has seen each image at most about once), the training labels, temperature = each grid T.
+    The student slope needs the networks' parameters, which the runner does not keep: NaN."""
+    from cch_jax.data.real import load_mnist_pair
+    from experiments._common import load_results
+
+    arrays, meta = load_results(directory)
+    cfg = meta["config"]
+    jobs = Path(directory) / "jobs"
+    n_fit, S = cfg["n_fit"], cfg["seeds"]
+    _, _, y = load_mnist_pair("train", limit=n_fit)
+    delta = arrays["kd_acc"].mean(-1) - arrays["student_acc"][None, :]  # (σ, S)
+    out = {"delta": delta, "probe_slope": [], "probe_gain": []}
+    for i, sigma in enumerate(cfg["sigmas"]):
+        ps, pg = [], []
+        for s in range(S):
+            with np.load(jobs / f"student_s{s}.npz") as z:
+                h2 = z["h_fit"]
+            with np.load(jobs / f"teacher_{i}_s{s}.npz") as z:
+                t = z["logits"][:n_fit]
+            a, b = [], []
+            for T in cfg["temperatures"]:
+                pr = predict_probe(
+                    h2,
+                    y,
+                    t,
+                    temperature=T,
+                    lams=cfg["lams"],
+                    folds=pcfg["folds"],
+                    bootstrap=pcfg["bootstrap"],
+                    steps=pcfg["probe_steps"],
+                    seed=s,
+                )
+                a.append(pr.slope.slope)
+                b.append(pr.curve.gain[1:].mean())
+            ps.append(np.mean(a))
+            pg.append(np.mean(b))
+        out["probe_slope"].append(ps)
+        out["probe_gain"].append(pg)
+        print(
+            f"[{NAME}] mnist_m σ = {sigma:g}: Δacc {100 * delta[i].mean():+.2f} pts, "
+            f"probe slope {np.mean(ps):+.4f}",
+            flush=True,
+        )
+    out = {k: np.asarray(v) for k, v in out.items()}
+    out["student_slope"] = np.full_like(out["probe_slope"], np.nan)
+    return out
+
+
 def summarise(arrays) -> dict:
     from scipy.stats import spearmanr
 
@@ -341,6 +394,8 @@ def summarise(arrays) -> dict:
     }
     out = {}
     for name, p in preds.items():
+        if np.all(np.isnan(p)):
+            continue  # not computed for this experiment (mnist_m: no student slope)
         pm, ps = mean_sem(p)
         r = spearmanr(pm, dm)
         out[name] = {
@@ -360,7 +415,14 @@ def pooled(parts: list[dict]) -> dict:
     return {k: np.concatenate([p[k][:, :S] for p in parts]) for k in keys}
 
 
-def main(*, quick: bool = False, out=None, experiments=("multiview", "omics"), **overrides) -> dict:
+def main(
+    *,
+    quick: bool = False,
+    out=None,
+    experiments=("multiview", "omics"),
+    mnist_m_dir=None,
+    **overrides,
+) -> dict:
     cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
     start = time.perf_counter()
     results, summary = {}, {}
@@ -370,6 +432,8 @@ def main(*, quick: bool = False, out=None, experiments=("multiview", "omics"), *
         ocfg = {**OMICS, **({"cohorts": ("brca",), "seeds": 2, "steps": 150} if quick else {})}
         results["omics"] = run_omics(ocfg, cfg)
         summary["omics_config"] = ocfg
+    if "mnist_m" in experiments:
+        results["mnist_m"] = run_mnist_m(mnist_m_dir or "results/medium/mnist_m", cfg)
     for name, arrays in results.items():
         summary[name] = summarise(arrays)
     if len(results) > 1:
@@ -385,4 +449,6 @@ def main(*, quick: bool = False, out=None, experiments=("multiview", "omics"), *
 
 
 if __name__ == "__main__":
-    main(quick="--quick" in sys.argv[1:])
+    # python -m experiments.predict_validation [--quick] [multiview] [omics] [mnist_m]
+    chosen = tuple(a for a in sys.argv[1:] if not a.startswith("--")) or ("multiview", "omics")
+    main(quick="--quick" in sys.argv[1:], experiments=chosen)
