@@ -469,6 +469,41 @@ def main(
     return summary
 
 
+def run_summary(directory) -> dict:
+    """The headline numbers of a finished run, as committed in docs/runs/mnist_m_medium.json:
+    per σ the teacher's accuracy, Δacc (grid mean, ± SEM over seeds) and the MI gaps; the no-KD
+    student's accuracy (and a longer-trained reference, if run); the run's seconds and config.
+
+        python -c "import experiments.mnist_m as m; m.run_summary('results/medium/mnist_m')"
+    """
+    from cch_jax.results import save_json
+
+    arrays, meta = load_results(directory)
+    rows = meta["rows"]
+    out = {
+        "sigmas": [r["sigma"] for r in rows],
+        "teacher_accuracy": [r["teacher_acc"] for r in rows],
+        "student_accuracy_no_kd": float(np.mean(arrays["student_acc"])),
+        "student_accuracy_no_kd_per_seed": arrays["student_acc"].tolist(),
+        "delta_accuracy": [r["delta_acc"] for r in rows],
+        "delta_accuracy_sem": [r["delta_acc_sem"] for r in rows],
+        "grid_points_helping": [r["grid_points_helping"] for r in rows],
+        "gap_knn": [r["gap_knn"] for r in rows],
+        "gap_gauss_ba": [r["gap_gauss_ba"] for r in rows],
+        "check_full": [r["check_full"]["verdict"] for r in rows],
+        "check_pca": [r["check_pca"]["verdict"] for r in rows],
+        "seconds": meta.get("seconds"),
+        "train_seconds": meta.get("train_seconds"),
+        "date": meta["environment"]["date"],
+        "config": {k: v for k, v in meta["config"].items() if k != "check_families"},
+    }
+    if "reference_acc" in arrays:
+        out["student_accuracy_no_kd_reference"] = float(np.mean(arrays["reference_acc"]))
+        out["reference_steps"] = meta["config"]["reference_steps"]
+    save_json(Path(directory) / "run_summary.json", out)
+    return out
+
+
 def settings(arrays):
     """{pair: gap (σ, S)}, Δacc (σ, S) averaged over the grid."""
     gaps = {
