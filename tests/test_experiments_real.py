@@ -125,6 +125,30 @@ def test_mnist_m_numbers_are_sane(ran):
         assert 0 <= row["teacher_acc"] <= 1 and np.isfinite(row["gap_knn"])
 
 
+def test_mnist_m_jobs_runner_equals_vmap_and_resumes(ran, tmp_path):
+    """The jobs runner (one run per job, 2 threads, saved per job) trains the same networks as the
+    vmapped runner; run again, it loads every job instead of training; a different config in the
+    same folder is refused."""
+    from experiments._common import load_results
+
+    _, vm_tmp = ran("mnist_m")
+    m = experiments.load("mnist_m")
+    out = tmp_path / "results"
+    kw = dict(quick=True, out=out, figures=tmp_path / "fig", runner="jobs", **TINY["mnist_m"])
+    m.main(**kw)
+    a, _ = load_results(out / "mnist_m")
+    b, _ = load_results(vm_tmp / "results" / "mnist_m")
+    for k in ("student_acc", "teacher_acc", "kd_acc", "i12", "i2y"):
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    jobs = out / "mnist_m" / "jobs"
+    stamp = {p: p.stat().st_mtime_ns for p in jobs.glob("*.npz")}
+    assert len(stamp) == 2 + 2 * 2 + 2 * 2  # students, teachers (σ × seeds), KD (σ × seeds × 1)
+    m.main(**kw)
+    assert {p: p.stat().st_mtime_ns for p in jobs.glob("*.npz")} == stamp  # loaded, not rewritten
+    with pytest.raises(ValueError, match="different configuration"):
+        m.main(**{**kw, "steps": 21})
+
+
 def test_stratified_split_is_disjoint_stratified_and_seeded():
     y = np.repeat(np.arange(3), [50, 30, 20])
     tr, te = mv.stratified_split(y, 0.3, seed=4)

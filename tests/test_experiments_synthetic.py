@@ -123,3 +123,13 @@ def test_mfh_mi_gap_closed_form_against_sampling():
 def test_reproduce_unknown_name_exits_2(capsys):
     assert cli(["reproduce", "nope"]) == 2
     assert "unknown" in capsys.readouterr().err
+
+
+def test_reproduce_medium_is_for_mnist_m_only(capsys):
+    assert cli(["reproduce", "cch_audit", "--medium"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--medium is defined for mnist_m only" in err[0]
+    with pytest.raises(SystemExit) as exc:  # argparse: --quick and --medium exclude each other
+        cli(["reproduce", "mnist_m", "--quick", "--medium"])
+    assert exc.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
