@@ -259,8 +259,12 @@ def check_probe_inputs(features, labels, teacher, *, standardise: bool = True) -
             )
         y = jnp.asarray(y.astype(np.int32))
     if standardise:
+        # Constant columns carry nothing once centred, and as zero columns they made the probe's
+        # Hessian solve return NaN (measured on CNN features with 16 of 64 dead units): drop them.
         sd = h.std(0)
-        h = (h - h.mean(0)) / np.where(sd > 0, sd, 1.0)
+        if not np.any(sd > 0):
+            raise ValueError(f"features: all {h.shape[1]} columns are constant (nothing to probe)")
+        h = (h[:, sd > 0] - h[:, sd > 0].mean(0)) / sd[sd > 0]
     return ProbeData(jnp.asarray(h, dtype), y, jnp.asarray(t, dtype), task, out)
 
 

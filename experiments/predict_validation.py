@@ -330,12 +330,13 @@ def agreement(pred_helps, pred_sem_ok, delta) -> dict:
     return out
 
 
-def run_mnist_m(directory, pcfg) -> dict:
+def run_mnist_m(directory, pcfg, temperatures=None) -> dict:
     """The probe prediction on a finished `mnist_m` run of the jobs runner (`--medium`), from the
     outputs it saved: per (σ, seed), the no-KD student's features H2 and the teacher's logits on
     the first n_fit **training** images (the only rows where both were saved; a 600-step student
     has seen each image at most about once), the training labels, temperature = each grid T.
-    The student slope needs the networks' parameters, which the runner does not keep: NaN."""
+    The student slope needs the networks' parameters, which the runner does not keep: NaN.
+    temperatures: the probe's T (default: the run's grid)."""
     from cch_jax.data.real import load_mnist_pair
     from experiments._common import load_results
 
@@ -354,7 +355,7 @@ def run_mnist_m(directory, pcfg) -> dict:
             with np.load(jobs / f"teacher_{i}_s{s}.npz") as z:
                 t = z["logits"][:n_fit]
             a, b = [], []
-            for T in cfg["temperatures"]:
+            for T in temperatures or cfg["temperatures"]:
                 pr = predict_probe(
                     h2,
                     y,

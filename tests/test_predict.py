@@ -290,3 +290,21 @@ def test_validation_agreement_counts_by_hand():
     assert res["both_beyond_2sem"]["agree"] == 1 and res["both_beyond_2sem"]["settings"] == 1
     # Clopper–Pearson for 0/n has the closed form (0, 1 − 0.025^(1/n)).
     np.testing.assert_allclose(binomial_ci(0, 10), [0.0, 1 - 0.025 ** (1 / 10)], rtol=1e-9)
+
+
+def test_constant_feature_columns_are_dropped_not_nan():
+    """Dead units (constant columns) once gave a NaN slope; the probe now ignores them: the same
+    prediction as without the columns."""
+    rng = np.random.default_rng(0)
+    n = 400
+    h = rng.standard_normal((n, 3))
+    y = (h[:, 0] + 0.5 * rng.standard_normal(n) > 0).astype(int)
+    t = np.stack([-h[:, 0], h[:, 0]], 1)
+    with_dead = np.concatenate([h[:, :1], np.zeros((n, 2)), h[:, 1:], np.ones((n, 1))], 1)
+    kw = dict(lams=(0.5,), folds=2, bootstrap=100, steps=50, seed=0)
+    a = P.predict_probe(with_dead, y, t, **kw)
+    b = P.predict_probe(h, y, t, **kw)
+    assert np.isfinite(a.slope.slope)
+    np.testing.assert_allclose(a.slope.slope, b.slope.slope, rtol=1e-5)
+    with pytest.raises(ValueError, match="all 2 columns are constant"):
+        P.predict_probe(np.ones((n, 2)), y, t, **kw)
