@@ -204,7 +204,9 @@ def _train_vmapped(cfg, data, keys, t_keys, lams, temps) -> dict:
     s_run = make_runners(cnn_config(cfg), d_student, cfg["learning_rate"])
     base = s_run[0](d_student, keys)
     out = {"student_acc": np.asarray(base.metrics.test[:, -1])}
-    out["h_fit"], out["h_te"], out["lg_te"] = _features(s_run, base.params, xs_tr, xs_te, n_fit, n_mi)
+    out["h_fit"], out["h_te"], out["lg_te"] = _features(
+        s_run, base.params, xs_tr, xs_te, n_fit, n_mi
+    )
     t_config = cnn_config(cfg, cfg["teacher_steps"])
     per_sigma, t_run = [], None
     for sigma in cfg["sigmas"]:
@@ -364,9 +366,7 @@ def _train_jobs(cfg, data, keys, t_keys, lams, temps, jobs_dir: Path) -> dict:
     return out
 
 
-def main(
-    *, quick: bool = False, medium: bool = False, out=None, figures=None, **overrides
-) -> dict:
+def main(*, quick: bool = False, medium: bool = False, out=None, figures=None, **overrides) -> dict:
     from cch_jax.data.real import load_mnist_pair
 
     if quick and medium:
@@ -465,7 +465,9 @@ def main(
     summary = summarise(arrays, cfg)
     summary["train_seconds"] = train_seconds
     summary["seconds"] = time.perf_counter() - start
-    save_results(directory, arrays, {"experiment": NAME, "variant": variant, "config": cfg, **summary})
+    save_results(
+        directory, arrays, {"experiment": NAME, "variant": variant, "config": cfg, **summary}
+    )
     plot(directory, figures_dir(figures, quick))
     return summary
 
@@ -586,7 +588,10 @@ def plot(directory, figures) -> list:
     if "reference_acc" in arrays:
         ref = 100 * arrays["reference_acc"].mean()
         ax_s.axhline(
-            ref, color="C2", ls=":", label=f"no-KD student, {cfg['reference_steps']} steps: {ref:.1f}"
+            ref,
+            color="C2",
+            ls=":",
+            label=f"no-KD student, {cfg['reference_steps']} steps: {ref:.1f}",
         )
     kd = arrays["kd_acc"].mean(-1)  # (σ, S)
     km, ks = mean_sem(kd)
