@@ -199,6 +199,22 @@ OMICS = dict(
 )
 
 
+def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float]:
+    """(probe slope, probe-KD curve gain averaged over `lams`) of one no-KD student."""
+    pr = predict_probe(
+        h,
+        y,
+        t,
+        temperature=temperature,
+        lams=lams,
+        folds=pcfg["folds"],
+        bootstrap=pcfg["bootstrap"],
+        steps=pcfg["probe_steps"],
+        seed=seed,
+    )
+    return pr.slope.slope, float(pr.curve.gain[1:].mean())
+
+
 def run_omics(cfg, pcfg) -> dict:
     """experiments/omics.py's protocol (mRNA teacher → miRNA / methylation / fusion), reduced to
     OMICS; the same two predictions as `run_multiview`, per (cohort, student, seed)."""
@@ -254,19 +270,9 @@ def run_omics(cfg, pcfg) -> dict:
                 p_s = jax.tree.map(lambda a, s=s: a[s], base)
                 a, b, e = [], [], []
                 for T in cfg["temperatures"]:
-                    pr = predict_probe(
-                        h_te[s],
-                        y_te[s],
-                        t_te[s],
-                        temperature=T,
-                        lams=cfg["lams"],
-                        folds=pcfg["folds"],
-                        bootstrap=pcfg["bootstrap"],
-                        steps=pcfg["probe_steps"],
-                        seed=s,
-                    )
-                    a.append(pr.slope.slope)
-                    b.append(pr.curve.gain[1:].mean())
+                    slope, gain = _probe(h_te[s], y_te[s], t_te[s], T, cfg["lams"], pcfg, s)
+                    a.append(slope)
+                    b.append(gain)
                     st = student_slope(
                         model,
                         p_s,
@@ -356,19 +362,9 @@ def run_mnist_m(directory, pcfg, temperatures=None) -> dict:
                 t = z["logits"][:n_fit]
             a, b = [], []
             for T in temperatures or cfg["temperatures"]:
-                pr = predict_probe(
-                    h2,
-                    y,
-                    t,
-                    temperature=T,
-                    lams=cfg["lams"],
-                    folds=pcfg["folds"],
-                    bootstrap=pcfg["bootstrap"],
-                    steps=pcfg["probe_steps"],
-                    seed=s,
-                )
-                a.append(pr.slope.slope)
-                b.append(pr.curve.gain[1:].mean())
+                slope, gain = _probe(h2, y, t, T, cfg["lams"], pcfg, s)
+                a.append(slope)
+                b.append(gain)
             ps.append(np.mean(a))
             pg.append(np.mean(b))
         out["probe_slope"].append(ps)
