@@ -91,3 +91,16 @@ def test_the_surrogate_correlation_carries_the_bias_corrected_mis():
     assert np.all(out[s2, sy] == 0) and np.all(out[s1, sy] == 0)
     for s in (s1, s2, sy):
         np.testing.assert_array_equal(out[s, s], r[s, s])
+
+
+def test_mix10_low_dim_runs_that_fooled_the_score_space_surrogate_are_not_confident():
+    """mix10, 2 dims per side, n = 500: ten clusters along one student direction. These three runs
+    were confidently wrong ("cch-fails" at true gaps 0 and +0.03) when the class surrogate was
+    fitted only to the normal scores; with the second, standardised-space surrogate each family's
+    interval is the union of both calibrations, contains the true gap, and the verdict is honest."""
+    for gap, rep in ((0.0, 1), (0.03, 0), (0.03, 2)):
+        r = cal.run_one("mix10", 2, 500, gap, rep)
+        assert r["validated"], r
+        assert not cal.wrong(r), r
+        lo, hi = r["gap_ci"]
+        assert lo <= r["true_gap"] <= hi, r
