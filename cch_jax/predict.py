@@ -262,9 +262,11 @@ def check_probe_inputs(features, labels, teacher, *, standardise: bool = True) -
         # Constant columns carry nothing once centred, and as zero columns they made the probe's
         # Hessian solve return NaN (measured on CNN features with 16 of 64 dead units): drop them.
         sd = h.std(0)
-        if not np.any(sd > 0):
+        varies = sd > 0
+        if not varies.any():
             raise ValueError(f"features: all {h.shape[1]} columns are constant (nothing to probe)")
-        h = (h[:, sd > 0] - h[:, sd > 0].mean(0)) / sd[sd > 0]
+        h = h[:, varies]
+        h = (h - h.mean(0)) / sd[varies]
     return ProbeData(jnp.asarray(h, dtype), y, jnp.asarray(t, dtype), task, out)
 
 

@@ -14,6 +14,9 @@ fitted surrogate* whose MIs are known:
 2. A surrogate is fitted to the normal scores: the Gaussian with their correlation (continuous Y;
    MIs in closed form), or class-conditional Gaussians for H2 with a linear-Gaussian H1 given
    (H2, class) and the data's class counts (labels; MIs by Monte Carlo with their standard error).
+   With labels a second such surrogate is fitted to the standardised columns (class clusters
+   that the scores bend); each family is calibrated against both, half the draws each, and its
+   intervals are their union (`_union`).
 3. Each estimator family runs on the data and on B surrogate data sets of the same n and
    dimensions. On the surrogates its bias b = E[Î] − I and spread s are measured. The corrected
    estimate is Î − b̂, its interval (Î − b̂) ± t_{B−1} s √(1 + 1/B) (plus the Monte Carlo error of
@@ -537,7 +540,7 @@ def _check_cch(
     results, skipped, subsampled = [], {}, {}
     for f in families:
         b_total = surrogates if f == "gc" else knn_surrogates
-        b = -(-b_total // len(surs))  # per surrogate
+        b = math.ceil(b_total / len(surs))  # draws per surrogate
         rows = None  # all rows
         if f == "knn":
             m = knn_rows(n, d1, d2, max(dy, 1), b * len(surs), knn_budget_s)
