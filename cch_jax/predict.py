@@ -45,6 +45,7 @@ from jax.scipy.sparse.linalg import cg
 from cch_jax._base import check_int, hi
 
 __all__ = [
+    "CG_RESIDUAL_MAX",
     "VERDICTS",
     "Curve",
     "Prediction",
@@ -61,6 +62,9 @@ __all__ = [
 ]
 
 VERDICTS = ("kd-helps", "kd-hurts", "inconclusive")
+# Above this relative CG residual ‖(H + δI)x − g‖/‖g‖ the solve has failed (H singular or
+# indefinite, or too few iterations): the slope is not (P2)'s and its verdict is "inconclusive".
+CG_RESIDUAL_MAX = 1e-3
 DEFAULT_LAMS = {
     "regression": (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
     "classification": (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
@@ -164,9 +168,9 @@ class Slope(NamedTuple):
     """dR_val/dλ at λ = 0 (P2): negative means a little KD lowers the validation risk.
 
     slope: the mean of the per-row terms `rows` (n,); ci: (lo, hi) bootstrap over rows at
-    `level`; verdict: one of VERDICTS; fold_slopes (K,): each fold's mean; cg_residual: the largest
-    relative CG residual; grad_norm: the largest ‖∇L(ŵ₀, 0)‖ (0 at an exact minimum, where (P1)
-    holds).
+    `level`; verdict: one of VERDICTS ("inconclusive" whatever the interval when cg_residual >
+    CG_RESIDUAL_MAX); fold_slopes (K,): each fold's mean; cg_residual: the largest relative CG
+    residual; grad_norm: the largest ‖∇L(ŵ₀, 0)‖ (0 at an exact minimum, where (P1) holds).
     """
 
     slope: float
@@ -186,16 +190,23 @@ class Slope(NamedTuple):
             "verdict": self.verdict,
             "fold_slopes": self.fold_slopes.tolist(),
             "cg_residual": self.cg_residual,
+            "cg_converged": self.cg_converged,
             "grad_norm": self.grad_norm,
         }
+
+    @property
+    def cg_converged(self) -> bool:
+        """CG solved (P1) to CG_RESIDUAL_MAX: the slope is (P2)'s (at ŵ₀; see grad_norm)."""
+        return bool(self.cg_residual <= CG_RESIDUAL_MAX)
 
 
 def _slope(rows, fold_slopes, residual, grad_norm, *, draws, seed, level) -> Slope:
     ci = bootstrap_ci(rows, draws=draws, seed=seed, level=level)
+    solved = float(np.max(residual)) <= CG_RESIDUAL_MAX  # NaN residual: not solved
     return Slope(
         slope=float(np.mean(rows)),
         ci=(float(ci[0]), float(ci[1])),
-        verdict=verdict_of(ci),
+        verdict=verdict_of(ci) if solved else "inconclusive",
         rows=np.asarray(rows),
         fold_slopes=np.asarray(fold_slopes, np.float64),
         cg_residual=float(np.max(residual)),

@@ -142,6 +142,32 @@ def test_student_slope_of_a_linear_student_is_the_closed_form():
     assert res.ci[0] <= res.slope <= res.ci[1]
 
 
+def test_a_slope_whose_cg_solve_failed_is_inconclusive():
+    # The linear student above, with 2000 validation rows: solved exactly, its interval excludes
+    # 0. One CG step cannot solve a 4-dim system whose Hessian is not a multiple of I: the
+    # residual is large, the slope is not (P2)'s, and the verdict must not be decisive.
+    model, w1 = gaussian_model("helps")
+    rng = np.random.default_rng(9)
+    (x, y, t), (xv, yv, _) = draw(model, w1, rng, 40), draw(model, w1, rng, 2000)
+    student = LinearStudent()
+    w0 = np.linalg.lstsq(x, y, rcond=None)[0]
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), student.init(jax.random.key(0), x))
+    params["params"]["head"]["kernel"] = jnp.asarray(w0[:, None])
+    kw = dict(task="regression", damping=0.0, bootstrap=500)
+    solved = P.student_slope(student, params, (x, y, t), (xv, yv), **kw)
+    assert solved.cg_converged and solved.verdict == "kd-helps", solved.to_dict()
+    failed = P.student_slope(student, params, (x, y, t), (xv, yv), maxiter=1, **kw)
+    assert failed.cg_residual > P.CG_RESIDUAL_MAX, failed.cg_residual
+    assert not failed.cg_converged and not failed.to_dict()["cg_converged"]
+    assert failed.verdict == "inconclusive"
+    # The rule itself, where the interval alone would be decisive: rows all ≈ −1.
+    rows = -1 - 0.01 * np.random.default_rng(0).random(50)
+    args = dict(draws=200, seed=0, level=0.95)
+    assert P._slope(rows, [rows.mean()], [1e-6], [0.0], **args).verdict == "kd-helps"
+    for residual in (2e-3, 1e14, np.nan):
+        assert P._slope(rows, [rows.mean()], [residual], [0.0], **args).verdict == "inconclusive"
+
+
 # ---------------------------------------------------------------------------------------------
 # cch predict
 # ---------------------------------------------------------------------------------------------

@@ -89,8 +89,8 @@ EXPLAIN = {
         "above 0."
     ),
     "inconclusive": (
-        "The slope's interval contains 0: these rows cannot tell whether a little distillation "
-        "helps or hurts."
+        "The slope's interval contains 0, or the slope could not be computed reliably (above): "
+        "these rows cannot tell whether a little distillation helps or hurts."
     ),
 }
 
@@ -109,7 +109,7 @@ def _interval(ci) -> str:
 
 
 def run(args) -> int:
-    from cch_jax.predict import predict_probe
+    from cch_jax.predict import CG_RESIDUAL_MAX, predict_probe
 
     t = load_array(args.teacher_out, name="--teacher-out", key=args.key)
     h = load_array(args.student_features, name="--student-features", key=args.key)
@@ -138,10 +138,16 @@ def run(args) -> int:
         + (f", T = {res.temperature:g}" if res.task == "classification" else "")
     )
     print(f"slope dR/dλ at λ = 0 (held-out {risk}): {s.slope:+.4g}  ({_interval(s.ci)})")
-    if s.cg_residual > 1e-4 or s.grad_norm > 1e-3:
+    if not s.cg_converged:
         print(
-            f"  warning: CG residual {s.cg_residual:.2g}, training gradient {s.grad_norm:.2g}: "
-            "the probe may not be at its minimum (try more --steps or a larger --ridge)"
+            f"  CG did not solve the probe's Hessian system (relative residual {s.cg_residual:.2g}"
+            f" > {CG_RESIDUAL_MAX:g}): the slope is unreliable and its verdict is inconclusive "
+            "(try a larger --ridge)"
+        )
+    elif s.grad_norm > 1e-3:
+        print(
+            f"  warning: training gradient {s.grad_norm:.2g}: the probe may not be at its "
+            "minimum (try more --steps or a larger --ridge)"
         )
     if res.curve is not None:
         c = res.curve
