@@ -156,20 +156,9 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         teacher_acc[vi] = np.asarray(res.metrics.test[:, -1]).reshape(N, S)
         logits_tr[v] = np.asarray(logits(res.params, x_tr)).reshape(N, S, -1, C)
         logits_te[v] = np.asarray(logits(res.params, x_te)).reshape(N, S, -1, C)
-        h_tr = np.asarray(feats(res.params, x_tr))
-        h_te = np.asarray(feats(res.params, x_te))
-        s0 = cfg["check_seed"]
-        Hc[v] = [
-            check_features(h_tr[i * S + s0], h_te[i * S + s0], cfg, seed=(vi, i, s0, 7))
-            for i in range(N)
-        ]
-        H[v] = [
-            [
-                reduce_features(h_tr[i * S + s], h_te[i * S + s], cfg, seed=(vi, i, s))
-                for s in range(S)
-            ]
-            for i in range(N)
-        ]
+        H[v], Hc[v] = held_out_features(
+            np.asarray(feats(res.params, x_tr)), np.asarray(feats(res.params, x_te)), cfg, vi
+        )
         print(
             f"[{NAME}] {v}: teacher accuracy by σ "
             + ", ".join(f"{sig:g}: {teacher_acc[vi, i].mean():.3f}" for i, sig in enumerate(noise)),
@@ -198,24 +187,7 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         )
 
     # 3. MI on held-out features.
-    k = cfg["k"]
-    i2y = np.zeros((2, V, S, 2))  # (pair knn/gauss_ba, view, seed, value/se)
-    i12 = np.full((2, V, V, N, S, 2), np.nan)  # (pair, student, teacher, σ, seed, value/se)
-    mkey = lambda *ix: jax.random.fold_in(k_mi, int(np.ravel_multi_index(ix, (V, V, N + 1, S))))
-    pairs = tuple(ESTIMATOR_PAIRS)
-    for vj in range(V):
-        for s in range(S):
-            h2 = H[views[vj]][0][s]
-            m = mi_label(h2, y_te[s], logits_te[views[vj]][0, s], key=mkey(vj, vj, N, s), k=k)
-            for p, name in enumerate(pairs):
-                i2y[p, vj, s] = m[name]
-            for vi in range(V):
-                if vi == vj:
-                    continue
-                for i in range(N):
-                    m = mi_teacher_student(H[views[vi]][i][s], h2, key=mkey(vj, vi, i, s), k=k)
-                    for p, name in enumerate(pairs):
-                        i12[p, vj, vi, i, s] = m[name]
+    i2y, i12 = mi_arrays(H, logits_te, y_te, cfg, k_mi)
 
     # 4. The bias-aware check per setting, seed check_seed.
     arrays = run_checks(Hc, y_te[cfg["check_seed"]], cfg)
@@ -234,6 +206,57 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, **summary})
     plot(directory, figures_dir(figures, quick))
     return summary
+
+
+def held_out_features(h_tr, h_te, cfg, vi: int):
+    """One view's hidden features (N·S, n | m, hidden), run r = σ index · S + seed, reduced for
+    the MI pairs and the check: (H[σ index][seed] = reduce_features, Hc[σ index] =
+    check_features at seed cfg["check_seed"])."""
+    N, S, s0 = len(cfg["noise"]), cfg["seeds"], cfg["check_seed"]
+    Hc = [
+        check_features(h_tr[i * S + s0], h_te[i * S + s0], cfg, seed=(vi, i, s0, 7))
+        for i in range(N)
+    ]
+    H = [
+        [reduce_features(h_tr[i * S + s], h_te[i * S + s], cfg, seed=(vi, i, s)) for s in range(S)]
+        for i in range(N)
+    ]
+    return H, Hc
+
+
+def mi_arrays(H, logits_te, y_te, cfg, key):
+    """Both estimator pairs' MIs on held-out features H[view][σ index][seed] (held_out_features),
+    with logits_te[view] (N, S, m, C) for the Barber–Agakov bound:
+    i2y (pair, view, seed, value/se) of each σ = 0 student, i12 (pair, student, teacher, σ, seed,
+    value/se), NaN where teacher = student."""
+    views, S, k = tuple(cfg["views"]), cfg["seeds"], cfg["k"]
+    V, N = len(views), len(cfg["noise"])
+    i2y = np.zeros((2, V, S, 2))
+    i12 = np.full((2, V, V, N, S, 2), np.nan)
+    mkey = lambda *ix: jax.random.fold_in(key, int(np.ravel_multi_index(ix, (V, V, N + 1, S))))
+    pairs = tuple(ESTIMATOR_PAIRS)
+    for vj in range(V):
+        for s in range(S):
+            h2 = H[views[vj]][0][s]
+            m = mi_label(h2, y_te[s], logits_te[views[vj]][0, s], key=mkey(vj, vj, N, s), k=k)
+            for p, name in enumerate(pairs):
+                i2y[p, vj, s] = m[name]
+            for vi in range(V):
+                if vi == vj:
+                    continue
+                for i in range(N):
+                    m = mi_teacher_student(H[views[vi]][i][s], h2, key=mkey(vj, vi, i, s), k=k)
+                    for p, name in enumerate(pairs):
+                        i12[p, vj, vi, i, s] = m[name]
+    return i2y, i12
+
+
+def gaps_by_setting(i2y, i12, idx) -> dict:
+    """{pair: per-seed gap I(H1;H2) − I(H2;Y) (settings, S)} over settings idx of (vj, vi, i)."""
+    return {
+        name: np.stack([i12[p, vj, vi, i, :, 0] - i2y[p, vj, :, 0] for vj, vi, i in idx])
+        for p, name in enumerate(ESTIMATOR_PAIRS)
+    }
 
 
 def setting_index(cfg) -> list:
@@ -262,13 +285,7 @@ def settings(arrays, cfg):
     idx = setting_index(cfg)
     d = arrays["kd_acc"].mean(-1) - arrays["student_acc"][:, None, None, :]  # (V, V, N, S)
     delta = np.stack([d[vj, vi, i] for vj, vi, i in idx])
-    gaps = {
-        name: np.stack(
-            [arrays["i12"][p, vj, vi, i, :, 0] - arrays["i2y"][p, vj, :, 0] for vj, vi, i in idx]
-        )
-        for p, name in enumerate(ESTIMATOR_PAIRS)
-    }
-    return idx, gaps, delta
+    return idx, gaps_by_setting(arrays["i2y"], arrays["i12"], idx), delta
 
 
 def spearman(gaps, delta, noise_ix) -> dict:
