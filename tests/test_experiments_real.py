@@ -31,6 +31,8 @@ TINY = {
     ),
     "omics": dict(
         cohorts=("kipan",),
+        # Two teachers of one student view (one program, P = 2) and the fusion student of each.
+        teachers=("mrna", "methylation"),
         students=("mirna", "fusion"),
         seeds=2,
         lams=(0.5,),
@@ -110,12 +112,61 @@ def test_multiview_numbers_are_sane(ran):
 
 
 def test_omics_numbers_are_sane(ran):
-    summary, _ = ran("omics")
+    summary, tmp = ran("omics")
+    arrays, _ = experiments._common.load_results(tmp / "results" / "omics")
+    got = [(r["teacher_view"], r["student"], tuple(r["student_views"])) for r in summary["rows"]]
+    assert got == [
+        ("mrna", "mirna", ("mirna",)),
+        ("mrna", "fusion", ("mirna", "methylation")),
+        ("methylation", "mirna", ("mirna",)),
+        ("methylation", "fusion", ("mrna", "mirna")),
+    ]
+    assert arrays["kipan/student"].shape == (4, 2, 2, 3)  # (setting, seed, grid, metric)
+    assert arrays["kipan/teacher"].shape == (2, 2, 3)  # (teacher, seed, metric)
+    # The λ = 0 student of a view is one network whichever teacher it is paired with.
+    np.testing.assert_array_equal(
+        arrays["kipan/student"][0, :, 0], arrays["kipan/student"][2, :, 0]
+    )
     for row in summary["rows"]:
-        assert row["teacher"]["acc"] > 0.6  # KIPAN histology from mRNA: ≈ 0.95 when trained
+        assert row["teacher"]["acc"] > 0.6  # KIPAN histology: ≈ 0.95 from any view when trained
         for m in omics.METRICS:
             assert 0 <= row["no_kd"][m] <= 1 and np.isfinite(row[f"delta_{m}"])
+            assert row[f"delta_{m}_beyond_2sem"] == (
+                abs(row[f"delta_{m}"]) > 2 * row[f"delta_{m}_sem"]
+            )
         assert np.isfinite(row["gap_knn"]) and np.isfinite(row["gap_gauss_ba"])
+    assert summary["delta_beyond_2sem"]["acc"] == sum(
+        r["delta_acc_beyond_2sem"] for r in summary["rows"]
+    )
+
+
+def test_omics_settings_are_every_ordered_view_pair_and_fusion():
+    every = dict(teachers=None, students=None)
+    for views in (("mrna", "mirna", "methylation"), ("mrna", "methylation", "cnv")):
+        pairs = omics.cohort_pairs(views, every)
+        singles = [(t, s) for t in views for s in views if t != s]
+        assert [p for p in pairs if p[1] != "fusion"] == singles  # all 6 ordered pairs, in order
+        assert [p for p in pairs if p[1] == "fusion"] == [(t, "fusion") for t in views]
+        assert omics.fusion_views(views, views[0]) == views[1:]
+    assert omics.fusion_views(("mrna", "mirna", "methylation"), omics.TEACHER) == omics.FUSION
+    assert omics.cohort_pairs(("a", "b"), every) == [("a", "b"), ("b", "a")]  # no 1-view fusion
+    views = {"brca": ("mrna", "mirna", "methylation"), "paad": ("mrna", "methylation", "cnv")}
+    with pytest.raises(ValueError, match="not a view of any cohort"):
+        omics.check_choice(dict(teachers=("rna",), students=None), views)
+    with pytest.raises(ValueError, match="cohort 'brca'.*no setting"):
+        omics.check_choice(dict(teachers=("cnv",), students=None), views)
+    omics.check_choice(dict(teachers=None, students=("cnv", "fusion")), {"paad": views["paad"]})
+
+
+def test_omics_top_variance_keeps_the_widest_training_columns():
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((50, 5)) * [1.0, 5.0, 0.1, 3.0, 2.0]
+    test = rng.standard_normal((10, 5))
+    a, b = omics.top_variance(train, test, 3)
+    np.testing.assert_array_equal(a, train[:, [1, 3, 4]])
+    np.testing.assert_array_equal(b, test[:, [1, 3, 4]])
+    assert omics.top_variance(train, test, None)[0] is train
+    assert omics.seeds_for_2sem(np.array([1.0, 1.0, 0.0, 2.0])) == 3  # (2 · 0.816 / 1)² = 2.7
 
 
 def test_mnist_m_numbers_are_sane(ran):
