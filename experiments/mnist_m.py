@@ -104,6 +104,7 @@ CONFIG = dict(
     reference_seeds=0,
     runner="vmap",  # or "jobs" (module docstring)
     threads=2,
+    compiler_options=None,  # XLA options of every jitted program (_real.COMPILE_FAST)
 )
 QUICK = dict(
     sigmas=(0.0, 4.0, 8.0),
@@ -157,24 +158,28 @@ def cnn_config(cfg, steps=None) -> TrainConfig:
     )
 
 
-def make_runners(config: TrainConfig, template: ArrayData, learning_rate: float):
+def make_runners(
+    config: TrainConfig, template: ArrayData, learning_rate: float, compiler_options=None
+):
     """(single, kd, features, logits), jitted; the images are shared by all runs (not copied).
 
     single(data, keys): λ = 0 runs, one per key. kd(data, t_logits (S, n, C), keys (S,), lams,
     temps (G,)) → results with axes (S, G). features/logits(params with a run axis, x) → (R, m, ·).
+    compiler_options: XLA options of each jit (see _real.COMPILE_FAST).
     """
     train = make_train(config, template)
     lr = learning_rate
-    single = jax.jit(jax.vmap(lambda d, key: train(d, key, 0.0, 1.0, lr), in_axes=(None, 0)))
+    jit = lambda f: jax.jit(f, compiler_options=compiler_options)  # noqa: E731
+    single = jit(jax.vmap(lambda d, key: train(d, key, 0.0, 1.0, lr), in_axes=(None, 0)))
 
     def per_seed(d, t, key, lams, temps):
         dt = d._replace(teacher_train=t)
         return jax.vmap(lambda lam, tau: train(dt, key, lam, tau, lr))(lams, temps)
 
-    kd = jax.jit(jax.vmap(per_seed, in_axes=(None, 0, 0, None, None)))
+    kd = jit(jax.vmap(per_seed, in_axes=(None, 0, 0, None, None)))
     model = make_model(config.model, **config.model_kwargs)
-    features = jax.jit(jax.vmap(lambda p, x: model.apply(p, x, method="features"), (0, None)))
-    logits = jax.jit(jax.vmap(lambda p, x: model.apply(p, x), (0, None)))
+    features = jit(jax.vmap(lambda p, x: model.apply(p, x, method="features"), (0, None)))
+    logits = jit(jax.vmap(lambda p, x: model.apply(p, x), (0, None)))
     return single, kd, features, logits
 
 
@@ -201,7 +206,8 @@ def _train_vmapped(cfg, data, keys, t_keys, lams, temps) -> dict:
     n_fit, n_mi, S = cfg["n_fit"], cfg["n_mi"], len(keys)
     zeros = np.zeros((len(y_tr), 10), np.float32)
     d_student = ArrayData(xs_tr, y_tr, zeros, xs_te, y_te)
-    s_run = make_runners(cnn_config(cfg), d_student, cfg["learning_rate"])
+    opts = cfg["compiler_options"]
+    s_run = make_runners(cnn_config(cfg), d_student, cfg["learning_rate"], opts)
     base = s_run[0](d_student, keys)
     out = {"student_acc": np.asarray(base.metrics.test[:, -1])}
     out["h_fit"], out["h_te"], out["lg_te"] = _features(
@@ -212,7 +218,7 @@ def _train_vmapped(cfg, data, keys, t_keys, lams, temps) -> dict:
     for sigma in cfg["sigmas"]:
         xt_tr, xt_te = teacher_images(sigma)
         d_teacher = ArrayData(xt_tr, y_tr, zeros, xt_te, y_te)
-        t_run = t_run or make_runners(t_config, d_teacher, cfg["learning_rate"])
+        t_run = t_run or make_runners(t_config, d_teacher, cfg["learning_rate"], opts)
         teach = t_run[0](d_teacher, t_keys)
         t_train_logits = _batched(t_run[3], teach.params, xt_tr)  # (S, n, C)
         res = s_run[1](d_student, t_train_logits, keys, lams, temps)
@@ -274,8 +280,9 @@ def _train_jobs(cfg, data, keys, t_keys, lams, temps, jobs_dir: Path) -> dict:
     def runner(steps):
         """(one run: (data, key, λ, T) → TrainResult, features, logits), jitted."""
         train = make_train(cnn_config(cfg, steps), d_student)
-        one = jax.jit(lambda d, key, lam, tau: train(d, key, lam, tau, lr))
-        return (one, *make_runners(cnn_config(cfg, steps), d_student, lr)[2:])
+        opts = cfg["compiler_options"]
+        one = jax.jit(lambda d, key, lam, tau: train(d, key, lam, tau, lr), compiler_options=opts)
+        return (one, *make_runners(cnn_config(cfg, steps), d_student, lr, opts)[2:])
 
     student_run, teacher_run = runner(cfg["steps"]), runner(cfg["teacher_steps"])
     ref_run = runner(cfg["reference_steps"]) if cfg["reference_seeds"] else None

@@ -99,6 +99,7 @@ CONFIG = dict(
     check_seed=0,
     pca_check=8,
     check_families={"full": ("gc",), "pca": ("gc", "knn")},
+    compiler_options=None,  # XLA options of the training programs (_real.COMPILE_FAST)
 )
 QUICK = dict(
     views=("fac", "fou", "mor"),
@@ -150,7 +151,10 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
         zeros = np.zeros((N * S, y_tr.shape[1], C), np.float32)
         run_y = lambda a: np.tile(a, (N, 1))
         d = ArrayData(x_tr, run_y(y_tr), zeros, x_te, run_y(y_te))
-        runners[v] = make_runners(config, ArrayData(*(a[0] for a in d)), cfg["learning_rate"])
+        template = ArrayData(*(a[0] for a in d))
+        runners[v] = make_runners(
+            config, template, cfg["learning_rate"], compiler_options=cfg["compiler_options"]
+        )
         single, _, feats, logits = runners[v]
         res = single(d, jnp.tile(keys, N))
         teacher_acc[vi] = np.asarray(res.metrics.test[:, -1]).reshape(N, S)

@@ -18,6 +18,9 @@ from cch_jax.data.real import DataUnavailableError
 from experiments import _real as mv
 from experiments import omics
 
+# Tiny configs. The training programs of multiview and mnist_m compile with LLVM unoptimised
+# (_real.COMPILE_FAST): their runs of 20-40 steps take a fraction of a second, their compiles
+# most of each test's time.
 TINY = {
     "multiview": dict(
         views=("fou", "mor"),
@@ -28,6 +31,7 @@ TINY = {
         hidden=16,
         steps=40,
         batch_size=64,
+        compiler_options=mv.COMPILE_FAST,
     ),
     "omics": dict(
         cohorts=("kipan",),
@@ -55,6 +59,7 @@ TINY = {
         pca_fit=256,
         mi_n=200,
         subsets=2,
+        compiler_options=mv.COMPILE_FAST,
     ),
 }
 
