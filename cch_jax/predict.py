@@ -328,6 +328,20 @@ def val_rows(h, y, t, *, task, out, intercept, temperature):
     )[0]
 
 
+def _float64(fn):
+    """Run a probe function with x64 enabled (scoped, as theory's functions). The probe is small
+    and its Hessian badly conditioned on real features (near-separable classes, ridge 1e-3): in
+    float32, CG stalled at relative residuals of 1e-3 to 1e3 (multiview, `cch predict`), so the
+    slope was not (P2)'s. Returns numpy values, never JAX float64 arrays that outlive the scope."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 # L-BFGS stops once ‖∇L‖ is below this (float32, float64): the implicit function theorem (P1)
 # holds at a minimum, and the tests compare with the theory in float64.
 GRAD_TOL = {False: 1e-5, True: 1e-10}
@@ -430,6 +444,7 @@ def _curve_program(task, out, intercept, ridge, temperature, steps):
     return jax.jit(jax.vmap(per_fold, in_axes=(None, None, None, 0, None)))
 
 
+@_float64
 def probe_slope(
     features,
     labels,
@@ -511,6 +526,7 @@ def check_lams(lams, task: str) -> np.ndarray:
     return np.unique(np.concatenate([[0.0], lams]))
 
 
+@_float64
 def probe_curve(
     features,
     labels,
@@ -580,6 +596,7 @@ class Prediction(NamedTuple):
         }
 
 
+@_float64
 def predict_probe(
     features,
     labels,

@@ -30,18 +30,31 @@ import jax.numpy as jnp
 import numpy as np
 
 from cch_jax.models import make_model
-from cch_jax.predict import predict_probe, student_slope
+from cch_jax.predict import CG_RESIDUAL_MAX, predict_probe, student_slope
 from cch_jax.train import ArrayData
 from experiments._common import results_dir, save_results
 from experiments._real import (
+    check_arrays,
+    check_features,
+    check_setting,
+    check_tallies,
     lam_temp_grid,
     make_runners,
     mean_sem,
+    mi_label,
+    mi_teacher_student,
     mlp_config,
+    reduce_features,
     standardise,
     stratified_split,
 )
-from experiments.multiview import _teacher_inputs
+from experiments.multiview import (
+    _teacher_inputs,
+    gaps_by_setting,
+    held_out_features,
+    mi_arrays,
+    run_checks,
+)
 
 NAME = "predict_validation"
 CONFIG = dict(
@@ -61,6 +74,14 @@ CONFIG = dict(
     cg_iters=50,
     probe_steps=150,
     key=0,
+    # CCH on the same settings, as experiments/multiview.py: both MI estimator pairs per seed on
+    # PCA-reduced held-out features, and the bias-aware check (seed check_seed).
+    pca_knn=4,
+    pca_gauss=8,
+    k=3,
+    check_seed=0,
+    pca_check=8,
+    check_families={"full": ("gc",), "pca": ("gc", "knn")},
 )
 QUICK = dict(views=("fac", "fou", "mor"), noise=(0.0, 4.0), seeds=2, steps=150)
 
@@ -76,12 +97,13 @@ def run_multiview(cfg) -> dict:
     splits = [stratified_split(y, cfg["test_fraction"], s) for s in range(S)]
     y_tr = np.stack([y[tr] for tr, _ in splits])
     y_te = np.stack([y[te] for _, te in splits])
-    keys = jax.random.split(jax.random.split(jax.random.key(cfg["key"]))[0], S)
+    k_train, k_mi = jax.random.split(jax.random.key(cfg["key"]))
+    keys = jax.random.split(k_train, S)
     config = mlp_config(cfg, C)
     lams, temps = lam_temp_grid(cfg)
     G = lams.size
 
-    X, runners, lg_tr, lg_te, params, feats_te = {}, {}, {}, {}, {}, {}
+    X, runners, lg_tr, lg_te, params, feats_te, H, Hc = {}, {}, {}, {}, {}, {}, {}, {}
     for vi, v in enumerate(views):
         pairs = [standardise(data[v][tr], data[v][te]) for tr, te in splits]
         X[v] = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
@@ -95,6 +117,9 @@ def run_multiview(cfg) -> dict:
         lg_te[v] = np.asarray(logits(res.params, x_te)).reshape(N, S, -1, C)
         params[v] = jax.tree.map(lambda a: a[:S], res.params)  # σ = 0: the no-KD students
         feats_te[v] = np.asarray(feats(params[v], X[v][1]))  # (S, m, hidden)
+        H[v], Hc[v] = held_out_features(
+            np.asarray(feats(res.params, x_tr)), np.asarray(feats(res.params, x_te)), cfg, vi
+        )
 
     settings = [(vj, vi, i) for vj in range(V) for vi in range(V) if vi != vj for i in range(N)]
     R = len(settings)
@@ -102,6 +127,7 @@ def run_multiview(cfg) -> dict:
     delta_grid = np.zeros((R, S, G))
     probe_slope = np.zeros((R, S))
     probe_ci = np.zeros((R, S, 2))
+    probe_cg = np.zeros((R, S))  # the probe's largest CG residual
     probe_gain = np.zeros((R, S))  # curve gain, mean over the grid (λ, T)
     student = np.zeros((R, S))
     student_ci = np.zeros((R, S, 2))
@@ -132,7 +158,7 @@ def run_multiview(cfg) -> dict:
             for vi in others:
                 for i in range(N):
                     r = row[(vj, vi, i)]
-                    slopes, cis, gains, st, sci, dg = [], [], [], [], [], []
+                    slopes, cis, gains, cgs, st, sci, dg = [], [], [], [], [], [], []
                     for T in cfg["temperatures"]:
                         pr = predict_probe(
                             feats_te[v2][s],
@@ -147,6 +173,7 @@ def run_multiview(cfg) -> dict:
                         )
                         slopes.append(pr.slope.slope)
                         cis.append(pr.slope.ci)
+                        cgs.append(pr.slope.cg_residual)
                         gains.append(pr.curve.gain[1:].mean())
                         ss = student_slope(
                             model,
@@ -165,6 +192,7 @@ def run_multiview(cfg) -> dict:
                         dg.append((ss.cg_residual, ss.grad_norm))
                     probe_slope[r, s], probe_ci[r, s] = np.mean(slopes), np.mean(cis, 0)
                     probe_gain[r, s] = np.mean(gains)
+                    probe_cg[r, s] = np.max(cgs)
                     student[r, s], student_ci[r, s] = np.mean(st), np.mean(sci, 0)
                     diag[r, s] = np.max(dg, 0)
         print(
@@ -172,8 +200,16 @@ def run_multiview(cfg) -> dict:
             f"predictions {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
+    t0 = time.perf_counter()
+    i2y, i12 = mi_arrays(H, lg_te, y_te, cfg, k_mi)
+    gaps = gaps_by_setting(i2y, i12, settings)
+    checks = run_checks(Hc, y_te[cfg["check_seed"]], cfg)
+    print(f"[{NAME}] CCH and check: {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "settings": np.array(settings),
+        **{f"gap_{name}": g for name, g in gaps.items()},
+        **checks,
+        "probe_cg": probe_cg,
         "delta": delta,
         "delta_grid": delta_grid,
         "probe_slope": probe_slope,
@@ -182,6 +218,7 @@ def run_multiview(cfg) -> dict:
         "student_slope": student,
         "student_ci": student_ci,
         "student_diag": diag,
+        "student_cg": diag[..., 0],
     }
 
 
@@ -199,8 +236,9 @@ OMICS = dict(
 )
 
 
-def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float]:
-    """(probe slope, probe-KD curve gain averaged over `lams`) of one no-KD student."""
+def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float, float]:
+    """(probe slope, probe-KD curve gain averaged over `lams`, CG residual) of one no-KD
+    student."""
     pr = predict_probe(
         h,
         y,
@@ -212,16 +250,21 @@ def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float]:
         steps=pcfg["probe_steps"],
         seed=seed,
     )
-    return pr.slope.slope, float(pr.curve.gain[1:].mean())
+    return pr.slope.slope, float(pr.curve.gain[1:].mean()), pr.slope.cg_residual
 
 
 def run_omics(cfg, pcfg) -> dict:
     """experiments/omics.py's protocol (mRNA teacher → miRNA / methylation / fusion), reduced to
-    OMICS; the same two predictions as `run_multiview`, per (cohort, student, seed)."""
+    OMICS; per (cohort, student, seed) the predictions of `run_multiview`: CCH by both estimator
+    pairs (PCA, MI settings of pcfg, 2 kNN subsets as in omics.py), the bias-aware check (seed
+    pcfg["check_seed"]; ~230 held-out rows: outside its validated range), the probe and the
+    student slope."""
     from cch_jax.data.real import load_omics
     from experiments.omics import FUSION, TEACHER
 
-    out = {k: [] for k in ("delta", "probe_slope", "probe_gain", "student_slope")}
+    names = ("delta", "probe_slope", "probe_gain", "probe_cg", "student_slope", "student_cg")
+    out = {k: [] for k in (*names, "gap_knn", "gap_gauss_ba")}
+    checks = []
     for c, cohort in enumerate(cfg["cohorts"]):
         data = load_omics(cohort, version="compact")
         y = data["labels"]
@@ -229,9 +272,8 @@ def run_omics(cfg, pcfg) -> dict:
         splits = [stratified_split(y, cfg["test_fraction"], s) for s in range(S)]
         y_tr = np.stack([y[tr] for tr, _ in splits])
         y_te = np.stack([y[te] for _, te in splits])
-        keys = jax.random.split(
-            jax.random.split(jax.random.key(cfg.get("key", 0) * 1000 + c))[0], S
-        )
+        k_train, k_mi = jax.random.split(jax.random.key(cfg.get("key", 0) * 1000 + c))
+        keys = jax.random.split(k_train, S)
         config = mlp_config(cfg, C)
 
         def inputs(view, data=data, splits=splits):
@@ -246,33 +288,40 @@ def run_omics(cfg, pcfg) -> dict:
         x_tr, x_te = inputs(TEACHER)
         zeros = np.zeros((*y_tr.shape, C), np.float32)
         d = ArrayData(x_tr, y_tr, zeros, x_te, y_te)
-        single, _, _, logits = make_runners(
+        single, _, feats, logits = make_runners(
             config, ArrayData(*(a[0] for a in d)), cfg["learning_rate"]
         )
         teacher = single(d, keys)
         t_tr = np.asarray(logits(teacher.params, x_tr))
         t_te = np.asarray(logits(teacher.params, x_te))
+        h1 = np.asarray(feats(teacher.params, x_tr)), np.asarray(feats(teacher.params, x_te))
         g_l, g_t = lam_temp_grid(cfg)
         lams = np.concatenate([[0.0], g_l]).astype(np.float32)
         temps = np.concatenate([[1.0], g_t]).astype(np.float32)
         model = make_model(config.model, **config.model_kwargs)
-        for view in cfg["students"]:
+        s0 = pcfg["check_seed"]
+        for j, view in enumerate(cfg["students"]):
             x_tr, x_te = inputs(view)
             template = ArrayData(x_tr[0], y_tr[0], t_tr[0], x_te[0], y_te[0])
-            _, kd, feats, _ = make_runners(config, template, cfg["learning_rate"])
+            _, kd, feats, logits = make_runners(config, template, cfg["learning_rate"])
             res = kd(ArrayData(x_tr, y_tr, t_tr[:, None], x_te, y_te), keys, lams, temps)
             acc = np.asarray(res.metrics.test[:, 0, :, -1])  # (S, G)
             out["delta"].append((acc[:, 1:] - acc[:, :1]).mean(1))
             base = jax.tree.map(lambda a: a[:, 0, 0], res.params)  # λ = 0 students (S, ...)
-            h_te = np.asarray(feats(base, x_te))
-            ps, pg, ss = [], [], []
+            h2 = np.asarray(feats(base, x_tr)), np.asarray(feats(base, x_te))
+            s_te = np.asarray(logits(base, x_te))
+            row = {k: [] for k in out}
             for s in range(S):
                 p_s = jax.tree.map(lambda a, s=s: a[s], base)
-                a, b, e = [], [], []
+                r1 = reduce_features(h1[0][s], h1[1][s], pcfg, seed=(c, 0, s))
+                r2 = reduce_features(h2[0][s], h2[1][s], pcfg, seed=(c, j + 1, s))
+                kw = dict(key=jax.random.fold_in(k_mi, j * S + s), k=pcfg["k"], subsets=2)
+                i2y = mi_label(r2, y_te[s], s_te[s], **kw)
+                i12 = mi_teacher_student(r1, r2, **kw)
+                for pair in ("knn", "gauss_ba"):
+                    row[f"gap_{pair}"].append(i12[pair][0] - i2y[pair][0])
+                per_t = []
                 for T in cfg["temperatures"]:
-                    slope, gain = _probe(h_te[s], y_te[s], t_te[s], T, cfg["lams"], pcfg, s)
-                    a.append(slope)
-                    b.append(gain)
                     st = student_slope(
                         model,
                         p_s,
@@ -285,20 +334,31 @@ def run_omics(cfg, pcfg) -> dict:
                         bootstrap=pcfg["bootstrap"],
                         seed=s,
                     )
-                    e.append(st.slope)
-                ps.append(np.mean(a))
-                pg.append(np.mean(b))
-                ss.append(np.mean(e))
-            out["probe_slope"].append(ps)
-            out["probe_gain"].append(pg)
-            out["student_slope"].append(ss)
+                    per_t.append(
+                        (*_probe(h2[1][s], y_te[s], t_te[s], T, cfg["lams"], pcfg, s), st.slope)
+                        + (st.cg_residual,)
+                    )
+                m = np.array(per_t)  # (T, 5): probe slope, gain, CG residual, student slope, CG
+                for k, v in zip(
+                    names[1:],
+                    (m[:, 0].mean(), m[:, 1].mean(), m[:, 2].max(), m[:, 3].mean(), m[:, 4].max()),
+                    strict=True,
+                ):
+                    row[k].append(v)
+            for k in names[1:] + ("gap_knn", "gap_gauss_ba"):
+                out[k].append(row[k])
+            hc1 = check_features(h1[0][s0], h1[1][s0], pcfg, seed=(c, 0, s0, 7))
+            hc2 = check_features(h2[0][s0], h2[1][s0], pcfg, seed=(c, j + 1, s0, 7))
+            checks.append(check_setting(hc1, hc2, y_te[s0], pcfg, seed=c * 100 + j))
             print(
-                f"[{NAME}] omics {cohort} mrna → {view}: Δacc "
-                f"{100 * out['delta'][-1].mean():+.2f} pts, probe slope {np.mean(ps):+.4f}, "
-                f"student slope {np.mean(ss):+.4f}",
+                f"[{NAME}] omics {cohort} {TEACHER} → {view}: Δacc "
+                f"{100 * out['delta'][-1].mean():+.2f} pts, probe slope "
+                f"{np.mean(row['probe_slope']):+.4f}, student slope "
+                f"{np.mean(row['student_slope']):+.4f}, gaps knn {np.mean(row['gap_knn']):+.3f} "
+                f"gauss_ba {np.mean(row['gap_gauss_ba']):+.3f}",
                 flush=True,
             )
-    return {k: np.asarray(v) for k, v in out.items()}
+    return {k: np.asarray(v) for k, v in out.items()} | check_arrays(checks)
 
 
 def binomial_ci(k: int, n: int) -> list:
@@ -311,20 +371,22 @@ def binomial_ci(k: int, n: int) -> list:
     return [float(ci.low), float(ci.high)]
 
 
-def agreement(pred_helps, pred_sem_ok, delta) -> dict:
+def agreement(pred_helps, pred_sem_ok, delta, valid=None) -> dict:
     """Sign agreement of a prediction (per setting: mean over seeds) with the observed Δ.
 
     pred_helps (R,) bool; pred_sem_ok (R,) bool: the prediction's mean is beyond 2 SEM over seeds;
-    delta (R, S) observed. Overall, among settings where Δ is beyond 2 SEM, and among those where
-    both are."""
+    delta (R, S) observed; valid (R,) bool: settings with a prediction (default all; the others
+    are left out of every count). Overall, among settings where Δ is beyond 2 SEM, and among those
+    where both are."""
     d, ds = mean_sem(delta)
     helps, sig = d > 0, np.abs(d) > 2 * ds
+    valid = np.ones_like(sig) if valid is None else np.asarray(valid, bool)
     agree = pred_helps == helps
     out = {}
     for name, sel in (
-        ("all", np.ones_like(sig)),
-        ("delta_beyond_2sem", sig),
-        ("both_beyond_2sem", sig & pred_sem_ok),
+        ("all", valid),
+        ("delta_beyond_2sem", valid & sig),
+        ("both_beyond_2sem", valid & sig & pred_sem_ok),
     ):
         k, n = int(np.sum(agree & sel)), int(np.sum(sel))
         out[name] = {
@@ -352,64 +414,91 @@ def run_mnist_m(directory, pcfg, temperatures=None) -> dict:
     n_fit, S = cfg["n_fit"], cfg["seeds"]
     _, _, y = load_mnist_pair("train", limit=n_fit)
     delta = arrays["kd_acc"].mean(-1) - arrays["student_acc"][None, :]  # (σ, S)
-    out = {"delta": delta, "probe_slope": [], "probe_gain": []}
+    out = {"delta": delta, "probe_slope": [], "probe_gain": [], "probe_cg": []}
     for i, sigma in enumerate(cfg["sigmas"]):
-        ps, pg = [], []
+        rows = []
         for s in range(S):
             with np.load(jobs / f"student_s{s}.npz") as z:
                 h2 = z["h_fit"]
             with np.load(jobs / f"teacher_{i}_s{s}.npz") as z:
                 t = z["logits"][:n_fit]
-            a, b = [], []
-            for T in temperatures or cfg["temperatures"]:
-                slope, gain = _probe(h2, y, t, T, cfg["lams"], pcfg, s)
-                a.append(slope)
-                b.append(gain)
-            ps.append(np.mean(a))
-            pg.append(np.mean(b))
-        out["probe_slope"].append(ps)
-        out["probe_gain"].append(pg)
+            m = np.array(
+                [
+                    _probe(h2, y, t, T, cfg["lams"], pcfg, s)
+                    for T in temperatures or cfg["temperatures"]
+                ]
+            )  # (T, 3): slope, gain, CG residual
+            rows.append((m[:, 0].mean(), m[:, 1].mean(), m[:, 2].max()))
+        for k, v in zip(("probe_slope", "probe_gain", "probe_cg"), np.array(rows).T, strict=True):
+            out[k].append(v)
         print(
             f"[{NAME}] mnist_m σ = {sigma:g}: Δacc {100 * delta[i].mean():+.2f} pts, "
-            f"probe slope {np.mean(ps):+.4f}",
+            f"probe slope {np.mean(out['probe_slope'][-1]):+.4f}",
             flush=True,
         )
     out = {k: np.asarray(v) for k, v in out.items()}
     out["student_slope"] = np.full_like(out["probe_slope"], np.nan)
-    return out
+    # CCH from the run itself: i2y (pair, seed, value/se), i12 (pair, σ, seed, value/se).
+    for p, name in enumerate(("knn", "gauss_ba")):
+        out[f"gap_{name}"] = arrays["i12"][p, ..., 0] - arrays["i2y"][p, None, :, 0]
+    return out | {k: v for k, v in arrays.items() if k.startswith("check_")}
+
+
+# Per-seed predictions of the gain's sign (> 0: KD predicted to help), (R, S), and the CG
+# residual array (R, S) that decides whether a slope is usable (None: no solve involved).
+PREDICTORS = {
+    "cch_knn": ("gap_knn", None),  # CCH: gap I(H1;H2) − I(H2;Y) > 0 predicts "helps"
+    "cch_gauss_ba": ("gap_gauss_ba", None),
+    "probe_slope": ("probe_slope", "probe_cg"),  # −slope
+    "probe_curve_gain": ("probe_gain", None),
+    "student_slope": ("student_slope", "student_cg"),  # −slope
+}
 
 
 def summarise(arrays) -> dict:
+    """Per predictor: sign agreement with Δ (agreement), Spearman ρ of the seed means, how many
+    settings it says "helps" for, and (slopes) how many it cannot speak for: a setting's slope is
+    used only when CG solved (P1) for every seed (residual ≤ CG_RESIDUAL_MAX; see
+    cch_jax.predict). The bias-aware check's verdicts: check_tally per variant."""
     from scipy.stats import spearmanr
 
     delta = arrays["delta"]
     dm, _ = mean_sem(delta)
-    preds = {
-        "probe_slope": -arrays["probe_slope"],  # predicted gain direction: −slope
-        "probe_curve_gain": arrays["probe_gain"],
-        "student_slope": -arrays["student_slope"],
-    }
     out = {}
-    for name, p in preds.items():
-        if np.all(np.isnan(p)):
+    for name, (key, cg) in PREDICTORS.items():
+        if key not in arrays or np.all(np.isnan(arrays[key])):
             continue  # not computed for this experiment (mnist_m: no student slope)
+        p = -arrays[key] if key.endswith("slope") else arrays[key]
         pm, ps = mean_sem(p)
-        r = spearmanr(pm, dm)
+        valid = np.isfinite(pm)
+        if cg is not None and cg in arrays:
+            valid &= np.all(arrays[cg] <= CG_RESIDUAL_MAX, axis=1)
+        r = spearmanr(pm[valid], dm[valid]) if valid.sum() > 2 else None
         out[name] = {
-            **agreement(pm > 0, np.abs(pm) > 2 * ps, delta),
-            "spearman": [float(r.statistic), float(r.pvalue)],
-            "predicts_helps": int(np.sum(pm > 0)),
+            **agreement(pm > 0, np.abs(pm) > 2 * ps, delta, valid),
+            "spearman": [float(r.statistic), float(r.pvalue)] if r else None,
+            "predicts_helps": int(np.sum(valid & (pm > 0))),
+            "no_prediction": int(np.sum(~valid)),
         }
+    if "check_pca_verdict" in arrays:
+        out["check"] = check_tallies(arrays, delta)
     out["observed_helps"] = int(np.sum(dm > 0))
     out["settings"] = int(dm.size)
     return out
 
 
+SEEDED = ("delta", *(k for pair in PREDICTORS.values() for k in pair if k))  # (R, S) arrays
+
+
 def pooled(parts: list[dict]) -> dict:
-    """The arrays of several experiments stacked along the settings axis (common keys)."""
-    keys = ("delta", "probe_slope", "probe_gain", "student_slope")
+    """The arrays of several experiments stacked along the settings axis: the per-seed ones
+    (SEEDED, cut to the smallest seed count) and the check's per-setting ones, where all have
+    them."""
+    keys = set.intersection(*(set(p) for p in parts))
     S = min(p["delta"].shape[1] for p in parts)
-    return {k: np.concatenate([p[k][:, :S] for p in parts]) for k in keys}
+    out = {k: np.concatenate([p[k][:, :S] for p in parts]) for k in SEEDED if k in keys}
+    out |= {k: np.concatenate([p[k] for p in parts]) for k in keys if k.startswith("check_")}
+    return out
 
 
 def main(

@@ -326,6 +326,42 @@ def test_validation_agreement_counts_by_hand():
     np.testing.assert_allclose(binomial_ci(0, 10), [0.0, 1 - 0.025 ** (1 / 10)], rtol=1e-9)
 
 
+def test_validation_leaves_out_slopes_whose_cg_failed():
+    from experiments.predict_validation import summarise
+
+    # Four settings × 2 seeds; KD helps in the first two. The student slope says "helps"
+    # (−slope > 0) everywhere, but CG failed in one seed of setting 0 and in setting 3: only
+    # settings 1 and 2 count (1 agrees). CCH's gap needs no solve: all four count (2 agree).
+    delta = np.array([[1.0, 1.2], [1.0, 1.1], [-1.0, -1.2], [-0.5, -0.7]])
+    slope = -np.ones((4, 2))
+    cg = np.array([[1e-9, 5.0], [1e-9, 1e-6], [1e-9, 1e-9], [np.nan, 1e-9]])
+    gap = np.arange(8.0).reshape(4, 2) + 1  # > 0: "helps"
+    arrays = dict(delta=delta, student_slope=slope, student_cg=cg, gap_knn=gap)
+    res = summarise(arrays)
+    st = res["student_slope"]
+    assert st["no_prediction"] == 2 and st["predicts_helps"] == 2
+    assert (st["all"]["agree"], st["all"]["settings"]) == (1, 2)
+    assert (res["cch_knn"]["all"]["agree"], res["cch_knn"]["all"]["settings"]) == (2, 4)
+    assert res["cch_knn"]["no_prediction"] == 0 and "probe_slope" not in res
+
+
+def test_probe_solves_in_float64_even_when_the_caller_is_float32():
+    # `cch predict` and the experiments run float32 (the suite enables x64 globally). In float32
+    # the probe's CG stalled at relative residuals of 1e-3 to 1e3 on real features; float32 cannot
+    # even represent a residual below ~1e-7. The probe runs in scoped float64: residual < 1e-8.
+    rng = np.random.default_rng(0)
+    n, d, C = 300, 12, 4
+    y = rng.integers(0, C, n)
+    mu = 1.5 * rng.standard_normal((C, d))
+    h = np.maximum(mu[y] + rng.standard_normal((n, d)), 0).astype(np.float32)
+    t = (mu[y] @ rng.standard_normal((d, C)) + rng.standard_normal((n, C))).astype(np.float32)
+    with jax.enable_x64(False):
+        pr = P.predict_probe(h, y, t, temperature=2.0, lams=(0.5,), folds=3, bootstrap=100)
+        assert jnp.asarray(1.0).dtype == jnp.float32  # the caller's precision is untouched
+    assert pr.slope.cg_residual < 1e-8 and pr.slope.cg_converged, pr.slope.cg_residual
+    assert pr.slope.rows.dtype == np.float64 and pr.curve.risk.dtype == np.float64
+
+
 def test_constant_feature_columns_are_dropped_not_nan():
     """Dead units (constant columns) once gave a NaN slope; the probe now ignores them: the same
     prediction as without the columns."""
