@@ -534,7 +534,70 @@ def main(
     return summary
 
 
+LABELS = {
+    "cch_knn": "CCH, knn pair (KSG, mixed)",
+    "cch_gauss_ba": "CCH, gauss_ba pair (Gaussian, BA)",
+    "probe_slope": "probe slope",
+    "probe_curve_gain": "probe-KD curve gain",
+    "student_slope": "full-student slope",
+}
+
+
+def _rate(a: dict) -> str:
+    if not a["settings"]:
+        return "–"
+    lo, hi = a["ci95"]
+    return (
+        f"{a['agree']}/{a['settings']} = {100 * a['rate']:.0f} % [{100 * lo:.0f}, {100 * hi:.0f}]"
+    )
+
+
+def table(summary: dict) -> str:
+    """The agreement table of docs/results.md (markdown) from a results.json summary: one row per
+    (predictor, experiment), then the check's decisive verdicts."""
+    lines = [
+        '| predictor | data (settings) | no prediction | predicts "helps" | agree, all | '
+        "agree, Δ beyond 2 SEM | agree, both beyond 2 SEM | Spearman ρ (p) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    parts = [e for e in ("multiview", "omics", "mnist_m", "pooled") if e in summary]
+    for name, label in LABELS.items():
+        for e in parts:
+            r = summary[e].get(name)
+            if r is None:
+                continue
+            rho = "–" if r["spearman"] is None else "{:+.2f} ({:.2g})".format(*r["spearman"])
+            lines.append(
+                f"| {label} | {e} ({summary[e]['settings']}) | {r['no_prediction']} | "
+                f"{r['predicts_helps']} | {_rate(r['all'])} | {_rate(r['delta_beyond_2sem'])} | "
+                f"{_rate(r['both_beyond_2sem'])} | {rho} |"
+            )
+    for e in parts:
+        for v in ("pca", "full"):
+            t = summary[e].get("check", {}).get(v)
+            if t is None:
+                continue
+            ci = t["agree_ci95"]
+            agree = f"{t['agree']}/{t['decisive']}" + (
+                f" [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else ""
+            )
+            lines.append(
+                f"| `cch check` ({v}) | {e} ({t['settings']}) | {t['inconclusive']} "
+                f"inconclusive | {t['holds']} holds | {agree} | "
+                f"{t['agree_significant']}/{t['decisive_significant']} | – | – |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     # python -m experiments.predict_validation [--quick] [multiview] [omics] [mnist_m]
-    chosen = tuple(a for a in sys.argv[1:] if not a.startswith("--")) or ("multiview", "omics")
-    main(quick="--quick" in sys.argv[1:], experiments=chosen)
+    # python -m experiments.predict_validation --table [DIR]   (markdown from a finished run)
+    args = sys.argv[1:]
+    if "--table" in args:
+        from experiments._common import load_results
+
+        rest = [a for a in args if not a.startswith("--")]
+        print(table(load_results(rest[0] if rest else results_dir(NAME, None, False))[1]), end="")
+    else:
+        chosen = tuple(a for a in args if not a.startswith("--")) or ("multiview", "omics")
+        main(quick="--quick" in args, experiments=chosen)
