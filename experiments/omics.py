@@ -31,7 +31,9 @@ the spread over seeds instead. All MIs in nats.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -206,7 +208,8 @@ def run_cohort(cohort: str, cfg, key, data=None) -> dict:
     y_te = np.stack([y[te] for _, te in splits])
     k_train, k_mi = jax.random.split(key)
     keys = jax.vmap(lambda s: jax.random.fold_in(k_train, s))(jnp.arange(S))  # prefix-stable
-    config = mlp_config(cfg, C)
+    # PAAD has 124 training patients: a minibatch is at most the training split (with replacement).
+    config = mlp_config({**cfg, "batch_size": min(cfg["batch_size"], y_tr.shape[1])}, C)
     s0 = cfg["check_seed"]
     cache: dict = {}
 
@@ -323,15 +326,38 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
 
     data = {c: load_omics(c, version=cfg["versions"][c]) for c in cfg["cohorts"]}
     check_choice(cfg, {c: tuple(d["views"]) for c, d in data.items()})
+    directory = results_dir(NAME, out, quick)
     arrays = {}
-    for c, cohort in enumerate(cfg["cohorts"]):
-        r = run_cohort(cohort, cfg, jax.random.key(cfg["key"] * 1000 + c), data[cohort])
+    for cohort in cfg["cohorts"]:
+        r = cohort_results(directory, cohort, cfg, data[cohort])
         arrays.update({f"{cohort}/{k}": v for k, v in r.items()})
     summary = summarise(arrays, cfg)
-    directory = results_dir(NAME, out, quick)
     save_results(directory, arrays, {"experiment": NAME, "config": cfg, **summary})
     plot(directory, figures_dir(figures, quick))
     return summary
+
+
+def cohort_results(directory, cohort: str, cfg, data) -> dict:
+    """run_cohort's arrays, saved to <directory>/cohorts/<cohort>.npz as soon as the cohort is done
+    and loaded from there when a run with the same configuration (the cohort list aside) left
+    them: an interrupted run resumes with the next cohort. The key of a cohort depends on its
+    name, not on its place in cfg["cohorts"]."""
+    from cch_jax.data.omics import COHORTS
+    from cch_jax.results import save_npz
+    from cch_jax.serialize import jsonable
+
+    path = Path(directory) / "cohorts" / f"{cohort}.npz"
+    stamp = json.dumps(jsonable({k: v for k, v in cfg.items() if k != "cohorts"}), sort_keys=True)
+    if path.is_file():
+        with np.load(path) as z:
+            if str(z["config"]) == stamp:
+                print(f"[{NAME}] {cohort}: loaded from {path}", flush=True)
+                return {k: z[k] for k in z.files if k != "config"}
+    key = jax.random.key(cfg["key"] * 1000 + COHORTS.index(cohort))
+    r = run_cohort(cohort, cfg, key, data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_npz(path, {**r, "config": np.array(stamp)})
+    return r
 
 
 def settings(arrays, cfg):
@@ -481,6 +507,7 @@ def plot(directory, figures) -> list:
                 ha="center",
                 va="center",
                 fontsize=8,
+                color="w" if abs(100 * dm[r]) > 0.6 * lim else "k",
             )
         im = ax.imshow(grid, cmap="RdBu", norm=norm, aspect="auto")
         t_acc = 100 * arrays[f"{c}/teacher"][:, :, 0].mean(1)
@@ -497,7 +524,7 @@ def plot(directory, figures) -> list:
             "no KD: the student's own accuracy [%]",
             fontsize=9,
         )
-        fig.colorbar(im, ax=ax, shrink=0.8)
+        fig.colorbar(im, ax=ax, shrink=0.8, label="Δ accuracy [pts]")
         # (b, c) Δ accuracy against the MI gap, per estimator pair.
         for ax, (name, g) in zip(row_axes[1:], gaps.items(), strict=True):
             gm, gs = mean_sem(g)
