@@ -155,6 +155,11 @@ def fusion_views(views, teacher: str) -> tuple:
     return tuple(v for v in views if v != teacher)
 
 
+def student_views(views, teacher: str, student: str) -> tuple:
+    """The views a student reads: its own, or for "fusion" every view but the teacher's."""
+    return fusion_views(views, teacher) if student == "fusion" else (student,)
+
+
 def cohort_pairs(views, cfg) -> list[tuple[str, str]]:
     """The (teacher view, student) settings of a cohort with `views`, in run order: teachers in
     view order, then per teacher the other views in view order and "fusion" (when ≥ 2 others),
@@ -225,8 +230,7 @@ def run_cohort(cohort: str, cfg, key, data=None) -> dict:
         return cache[v]
 
     def inputs(student, teacher):
-        names = fusion_views(views, teacher) if student == "fusion" else (student,)
-        parts = [view_inputs(v) for v in names]
+        parts = [view_inputs(v) for v in student_views(views, teacher, student)]
         return tuple(np.concatenate([p[i] for p in parts], -1) for i in (0, 1))
 
     def runners(x_tr, x_te, t_train):
@@ -410,7 +414,7 @@ def summarise(arrays, cfg) -> dict:
             "cohort": c,
             "teacher_view": t,
             "student": v,
-            "student_views": list(fusion_views(arrays[f"{c}/views"], t)) if v == "fusion" else [v],
+            "student_views": list(student_views(arrays[f"{c}/views"], t, v)),
             "teacher": dict(zip(METRICS, arrays[f"{c}/teacher"][i].mean(0).tolist(), strict=True)),
             "no_kd": dict(zip(METRICS, st[:, 0].mean(0).tolist(), strict=True)),
         }
