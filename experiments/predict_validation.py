@@ -17,6 +17,9 @@ Outputs results/predict_validation/{results.npz, results.json}; docs/results.md 
 
     python -m experiments.predict_validation             # CONFIG
     python -m experiments.predict_validation --quick     # 3 views, 2 noise levels, 2 seeds
+    python -m experiments.predict_validation mnist_m     # needs results/medium/mnist_m
+    python -m experiments.predict_validation multiview omics mnist_m --reuse=DIR1,DIR2
+    python -m experiments.predict_validation --table [DIR]   # docs/results.md's table
 """
 
 from __future__ import annotations
@@ -73,6 +76,9 @@ CONFIG = dict(
     damping=1e-3,
     cg_iters=50,
     probe_steps=150,
+    # mnist_m's probes (5000 rows × 64 features, 10 classes, float64) at T = 2 only: the run's
+    # three temperatures would triple ~30 probes of about a minute each.
+    mnist_m_temperatures=(2.0,),
     key=0,
     # CCH on the same settings, as experiments/multiview.py: both MI estimator pairs per seed on
     # PCA-reduced held-out features, and the bias-aware check (seed check_seed).
@@ -501,33 +507,53 @@ def pooled(parts: list[dict]) -> dict:
     return out
 
 
+def load_parts(directory) -> dict:
+    """{experiment: arrays} of a finished (or partial) run saved by `main`."""
+    from experiments._common import load_results
+
+    arrays, _ = load_results(directory)
+    parts = {}
+    for key, value in arrays.items():
+        e, k = key.split("/", 1)
+        parts.setdefault(e, {})[k] = value
+    return parts
+
+
 def main(
     *,
     quick: bool = False,
     out=None,
     experiments=("multiview", "omics"),
     mnist_m_dir=None,
+    reuse=(),
     **overrides,
 ) -> dict:
+    """Run the chosen experiments (those found in the `reuse` folders are loaded instead), and
+    save results.{npz,json} after each one, so an interruption keeps what finished."""
     cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
     start = time.perf_counter()
-    results, summary = {}, {}
-    if "multiview" in experiments:
-        results["multiview"] = run_multiview(cfg)
-    if "omics" in experiments:
-        ocfg = {**OMICS, **({"cohorts": ("brca",), "seeds": 2, "steps": 150} if quick else {})}
-        results["omics"] = run_omics(ocfg, cfg)
-        summary["omics_config"] = ocfg
-    if "mnist_m" in experiments:
-        results["mnist_m"] = run_mnist_m(mnist_m_dir or "results/medium/mnist_m", cfg)
-    for name, arrays in results.items():
-        summary[name] = summarise(arrays)
-    if len(results) > 1:
-        summary["pooled"] = summarise(pooled(list(results.values())))
-    summary["seconds"] = time.perf_counter() - start
+    done = {}
+    for directory in reuse:
+        done |= load_parts(directory)
+    runs = {
+        "multiview": lambda: run_multiview(cfg),
+        "omics": lambda: run_omics(omics_cfg, cfg),
+        "mnist_m": lambda: run_mnist_m(
+            mnist_m_dir or "results/medium/mnist_m", cfg, cfg["mnist_m_temperatures"]
+        ),
+    }
+    omics_cfg = {**OMICS, **({"cohorts": ("brca",), "seeds": 2, "steps": 150} if quick else {})}
     directory = results_dir(NAME, out, quick)
-    flat = {f"{e}/{k}": v for e, arrays in results.items() for k, v in arrays.items()}
-    save_results(directory, flat, {"config": cfg, **summary})
+    results = {}
+    for name in experiments:
+        results[name] = done[name] if name in done else runs[name]()
+        summary = {name: summarise(arrays) for name, arrays in results.items()}
+        if len(results) > 1:
+            summary["pooled"] = summarise(pooled(list(results.values())))
+        summary["seconds"] = time.perf_counter() - start
+        flat = {f"{e}/{k}": v for e, arrays in results.items() for k, v in arrays.items()}
+        meta = {"config": cfg, "omics_config": omics_cfg, "reused": [str(d) for d in reuse]}
+        save_results(directory, flat, meta | summary)
     import json
 
     print(json.dumps(summary, indent=1))
@@ -599,5 +625,7 @@ if __name__ == "__main__":
         rest = [a for a in args if not a.startswith("--")]
         print(table(load_results(rest[0] if rest else results_dir(NAME, None, False))[1]), end="")
     else:
+        # --reuse DIR[,DIR]: load the experiments a run in DIR finished instead of re-running them
+        reuse = next((a.split("=", 1)[1].split(",") for a in args if a.startswith("--reuse=")), ())
         chosen = tuple(a for a in args if not a.startswith("--")) or ("multiview", "omics")
-        main(quick="--quick" in args, experiments=chosen)
+        main(quick="--quick" in args, experiments=chosen, reuse=reuse)
