@@ -502,7 +502,12 @@ def pooled(parts: list[dict]) -> dict:
     them."""
     keys = set.intersection(*(set(p) for p in parts))
     S = min(p["delta"].shape[1] for p in parts)
-    out = {k: np.concatenate([p[k][:, :S] for p in parts]) for k in SEEDED if k in keys}
+    # A per-seed array one experiment lacks (mnist_m: no student slope, no student CG) is NaN
+    # there: no prediction, and never a solved CG.
+    get = lambda p, k: p[k][:, :S] if k in p else np.full((len(p["delta"]), S), np.nan)  # noqa: E731
+    out = {
+        k: np.concatenate([get(p, k) for p in parts]) for k in SEEDED if any(k in p for p in parts)
+    }
     out |= {k: np.concatenate([p[k] for p in parts]) for k in keys if k.startswith("check_")}
     return out
 
