@@ -51,6 +51,7 @@ from experiments._real import (
     standardise,
     stratified_split,
 )
+from experiments.multiview import CONFIG as MULTIVIEW
 from experiments.multiview import (
     _teacher_inputs,
     gaps_by_setting,
@@ -80,14 +81,10 @@ CONFIG = dict(
     # three temperatures would triple ~30 probes of about a minute each.
     mnist_m_temperatures=(2.0,),
     key=0,
-    # CCH on the same settings, as experiments/multiview.py: both MI estimator pairs per seed on
-    # PCA-reduced held-out features, and the bias-aware check (seed check_seed).
-    pca_knn=4,
-    pca_gauss=8,
-    k=3,
-    check_seed=0,
-    pca_check=8,
-    check_families={"full": ("gc",), "pca": ("gc", "knn")},
+    # CCH on the same settings with experiments/multiview.py's settings: both MI estimator pairs
+    # per seed on PCA-reduced held-out features, and the bias-aware check (seed check_seed).
+    **{k: MULTIVIEW[k] for k in ("pca_knn", "pca_gauss", "k", "check_seed", "pca_check")},
+    check_families=MULTIVIEW["check_families"],
 )
 QUICK = dict(views=("fac", "fou", "mor"), noise=(0.0, 4.0), seeds=2, steps=150)
 
