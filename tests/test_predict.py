@@ -216,6 +216,28 @@ def test_cli_regression_prints_slope_curve_and_verdict(capsys, files):
     assert res["curve"]["lam_star"] == ref.curve.lam_star
 
 
+def test_cli_says_when_the_slope_was_not_solved(capsys, files, monkeypatch):
+    # No residual is <= 0: with CG_RESIDUAL_MAX = 0 every slope counts as unsolved. The verdict is
+    # inconclusive, the text says why (not "the interval contains 0"), and the JSON agrees.
+    monkeypatch.setattr(P, "CG_RESIDUAL_MAX", 0.0)
+    d = files
+    args = [
+        "--teacher-out",
+        d / "t.npy",
+        "--student-features",
+        d / "h.npy",
+        "--labels",
+        d / "y.npy",
+    ]
+    code, out, err = run_cli(capsys, *map(str, args), "--no-curve")
+    assert code == 0, err
+    assert "CG did not solve" in out and "could not be computed reliably" in out
+    assert "verdict: inconclusive" in out and "interval contains 0" not in out
+    code, out, _ = run_cli(capsys, *map(str, args), "--no-curve", "--json")
+    slope = json.loads(out)["slope"]
+    assert slope["verdict"] == "inconclusive" and slope["cg_converged"] is False
+
+
 def test_cli_classification_json(capsys, files):
     d = files
     code, out, err = run_cli(

@@ -89,8 +89,12 @@ EXPLAIN = {
         "above 0."
     ),
     "inconclusive": (
-        "The slope's interval contains 0, or the slope could not be computed reliably (above): "
-        "these rows cannot tell whether a little distillation helps or hurts."
+        "The slope's interval contains 0: these rows cannot tell whether a little distillation "
+        "helps or hurts."
+    ),
+    "unsolved": (
+        "The slope could not be computed reliably (above), so there is no verdict on it; the "
+        "curve, which needs no Hessian solve, still stands."
     ),
 }
 
@@ -158,5 +162,6 @@ def run(args) -> int:
         print(f"best λ on the grid: {c.lam_star:g}, predicted gain {c.best_gain:+.4g}")
     print(f"verdict: {s.verdict}")
     print()
-    print(textwrap.fill(EXPLAIN[s.verdict] + " " + CAVEAT, width=88))
+    why = s.verdict if s.cg_converged else "unsolved"
+    print(textwrap.fill(EXPLAIN[why] + " " + CAVEAT, width=88))
     return 0
