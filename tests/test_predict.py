@@ -193,22 +193,30 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def regression_args(d) -> list:
+    """The CLI arguments of the fixture's regression files."""
+    return [
+        str(a)
+        for a in (
+            "--teacher-out",
+            d / "t.npy",
+            "--student-features",
+            d / "h.npy",
+            "--labels",
+            d / "y.npy",
+        )
+    ]
+
+
 def test_cli_regression_prints_slope_curve_and_verdict(capsys, files):
     d = files
-    args = [
-        "--teacher-out",
-        d / "t.npy",
-        "--student-features",
-        d / "h.npy",
-        "--labels",
-        d / "y.npy",
-    ]
-    code, out, err = run_cli(capsys, *map(str, args))
+    args = regression_args(d)
+    code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     assert "slope dR/dλ at λ = 0" in out and "best λ on the grid" in out
     verdict = out.split("verdict: ")[1].split()[0]
     assert verdict in P.VERDICTS
-    code, out, _ = run_cli(capsys, *map(str, args), "--json")
+    code, out, _ = run_cli(capsys, *args, "--json")
     res = json.loads(out)
     ref = P.predict_probe(np.load(d / "h.npy"), np.load(d / "y.npy"), np.load(d / "t.npy"))
     assert res["slope"]["verdict"] == verdict == ref.slope.verdict
@@ -221,19 +229,12 @@ def test_cli_says_when_the_slope_was_not_solved(capsys, files, monkeypatch):
     # inconclusive, the text says why (not "the interval contains 0"), and the JSON agrees.
     monkeypatch.setattr(P, "CG_RESIDUAL_MAX", 0.0)
     d = files
-    args = [
-        "--teacher-out",
-        d / "t.npy",
-        "--student-features",
-        d / "h.npy",
-        "--labels",
-        d / "y.npy",
-    ]
-    code, out, err = run_cli(capsys, *map(str, args), "--no-curve")
+    args = regression_args(d)
+    code, out, err = run_cli(capsys, *args, "--no-curve")
     assert code == 0, err
     assert "CG did not solve" in out and "could not be computed reliably" in out
     assert "verdict: inconclusive" in out and "interval contains 0" not in out
-    code, out, _ = run_cli(capsys, *map(str, args), "--no-curve", "--json")
+    code, out, _ = run_cli(capsys, *args, "--no-curve", "--json")
     slope = json.loads(out)["slope"]
     assert slope["verdict"] == "inconclusive" and slope["cg_converged"] is False
 
