@@ -51,6 +51,7 @@ __all__ = [
     "Prediction",
     "Slope",
     "bootstrap_ci",
+    "cg_solved",
     "fold_assignment",
     "implicit_derivative",
     "lbfgs_minimise",
@@ -65,6 +66,13 @@ VERDICTS = ("kd-helps", "kd-hurts", "inconclusive")
 # Above this relative CG residual ‖(H + δI)x − g‖/‖g‖ the solve has failed (H singular or
 # indefinite, or too few iterations): the slope is not (P2)'s and its verdict is "inconclusive".
 CG_RESIDUAL_MAX = 1e-3
+
+
+def cg_solved(residual):
+    """residual <= CG_RESIDUAL_MAX, elementwise (NaN: not solved)."""
+    return np.asarray(residual) <= CG_RESIDUAL_MAX
+
+
 DEFAULT_LAMS = {
     "regression": (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
     "classification": (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9),
@@ -197,19 +205,19 @@ class Slope(NamedTuple):
     @property
     def cg_converged(self) -> bool:
         """CG solved (P1) to CG_RESIDUAL_MAX: the slope is (P2)'s (at ŵ₀; see grad_norm)."""
-        return bool(self.cg_residual <= CG_RESIDUAL_MAX)
+        return bool(cg_solved(self.cg_residual))
 
 
 def _slope(rows, fold_slopes, residual, grad_norm, *, draws, seed, level) -> Slope:
     ci = bootstrap_ci(rows, draws=draws, seed=seed, level=level)
-    solved = float(np.max(residual)) <= CG_RESIDUAL_MAX  # NaN residual: not solved
+    cg_residual = float(np.max(residual))
     return Slope(
         slope=float(np.mean(rows)),
         ci=(float(ci[0]), float(ci[1])),
-        verdict=verdict_of(ci) if solved else "inconclusive",
+        verdict=verdict_of(ci) if cg_solved(cg_residual) else "inconclusive",
         rows=np.asarray(rows),
         fold_slopes=np.asarray(fold_slopes, np.float64),
-        cg_residual=float(np.max(residual)),
+        cg_residual=cg_residual,
         grad_norm=float(np.max(grad_norm)),
         level=level,
     )

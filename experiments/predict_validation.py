@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cch_jax.models import make_model
-from cch_jax.predict import CG_RESIDUAL_MAX, predict_probe, student_slope
+from cch_jax.predict import cg_solved, predict_probe, student_slope
 from cch_jax.train import ArrayData
 from experiments._common import results_dir, save_results
 from experiments._real import (
@@ -323,7 +323,7 @@ def run_omics(cfg, pcfg) -> dict:
                 i12 = mi_teacher_student(r1, r2, **kw)
                 for pair in ("knn", "gauss_ba"):
                     row[f"gap_{pair}"].append(i12[pair][0] - i2y[pair][0])
-                per_t = []
+                per_t = []  # per T: probe slope, gain, CG residual; student slope, CG residual
                 for T in cfg["temperatures"]:
                     st = student_slope(
                         model,
@@ -337,17 +337,11 @@ def run_omics(cfg, pcfg) -> dict:
                         bootstrap=pcfg["bootstrap"],
                         seed=s,
                     )
-                    per_t.append(
-                        (*_probe(h2[1][s], y_te[s], t_te[s], T, cfg["lams"], pcfg, s), st.slope)
-                        + (st.cg_residual,)
-                    )
-                m = np.array(per_t)  # (T, 5): probe slope, gain, CG residual, student slope, CG
-                for k, v in zip(
-                    names[1:],
-                    (m[:, 0].mean(), m[:, 1].mean(), m[:, 2].max(), m[:, 3].mean(), m[:, 4].max()),
-                    strict=True,
-                ):
-                    row[k].append(v)
+                    probe = _probe(h2[1][s], y_te[s], t_te[s], T, cfg["lams"], pcfg, s)
+                    per_t.append((*probe, st.slope, st.cg_residual))
+                over_t = (np.mean, np.mean, np.max, np.mean, np.max)  # residuals: the worst
+                for k, f, col in zip(names[1:], over_t, np.array(per_t).T, strict=True):
+                    row[k].append(f(col))
             for k in names[1:] + ("gap_knn", "gap_gauss_ba"):
                 out[k].append(row[k])
             hc1 = check_features(h1[0][s0], h1[1][s0], pcfg, seed=(c, 0, s0, 7))
@@ -475,7 +469,7 @@ def summarise(arrays) -> dict:
         pm, ps = mean_sem(p)
         valid = np.isfinite(pm)
         if cg is not None and cg in arrays:
-            valid &= np.all(arrays[cg] <= CG_RESIDUAL_MAX, axis=1)
+            valid &= np.all(cg_solved(arrays[cg]), axis=1)
         r = spearmanr(pm[valid], dm[valid]) if valid.sum() > 2 else None
         out[name] = {
             **agreement(pm > 0, np.abs(pm) > 2 * ps, delta, valid),
