@@ -71,9 +71,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import theory
+from benchmarks.plain_scan import plain_train
 from cch_jax.results import atomic_write_bytes
 from cch_jax.scan import environment, make_chunk_fn
 from cch_jax.train import (
@@ -192,39 +192,6 @@ def time_sequential(config: TrainConfig, data, students: int, min_time: float) -
     # client's threads (and compete for cache), which a sequential loop does not intend.
     run = lambda: [jax.block_until_ready(compiled(data, k, *scalars)) for k in keys]
     return {"per_student": best_time(run, min_time) / students, "compile_s": compile_s}
-
-
-def plain_train(x, y, t, key, lam, lr, *, hidden: tuple, steps: int):
-    """The plain-JAX reference (d): one student (linear if hidden == (), else a relu MLP) trained
-    by `steps` full-batch Adam steps on mean (y − f)² + λ·mean (f − t)²; returns its params."""
-    widths = (x.shape[1], *hidden, 1)
-    keys = jax.random.split(key, len(widths) - 1)
-    params = [  # LeCun-normal weights, zero biases (Flax Dense's defaults)
-        (jax.random.normal(k, (a, b), x.dtype) / np.sqrt(a), jnp.zeros(b, x.dtype))
-        for k, a, b in zip(keys, widths[:-1], widths[1:], strict=True)
-    ]
-    if not hidden:
-        params = [params[0][0]]  # the linear student has no bias
-
-    def f(params, x):
-        if not hidden:
-            return x @ params[0][:, 0]
-        for w, b in params[:-1]:
-            x = jax.nn.relu(x @ w + b)
-        return (x @ params[-1][0] + params[-1][1])[:, 0]
-
-    def loss(params):
-        out = f(params, x)
-        return jnp.mean((y - out) ** 2) + lam * jnp.mean((out - t) ** 2)
-
-    opt = optax.adam(lr)
-
-    def step(state, _):
-        params, opt_state = state
-        updates, opt_state = opt.update(jax.grad(loss)(params), opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
-
-    return jax.lax.scan(step, (params, opt.init(params)), None, length=steps)[0][0]
 
 
 def time_plain(data, students: int, chunk: int, min_time: float, *, hidden, steps) -> dict:

@@ -267,7 +267,10 @@ def make_loss(config: TrainConfig, student: nn.Module):
             x, y, t = x[idx], y[idx], t[idx]
         out = student.apply(params, x)
         if config.task == "regression":
-            return regression_kd_loss(out[:, 0], y, t, lam)
+            # (B, 1) -> (B,) as a sum over the one column (exact), not out[:, 0]: vmapped, the
+            # slice puts the runs axis first and XLA CPU then transposes the (runs, B) outputs at
+            # every step (a linear student's step ran 1.37x slower; BENCHMARKS.md, issue 14).
+            return regression_kd_loss(out.sum(-1), y, t, lam)
         return classification_kd_loss(out, y, t, lam, temperature)
 
     return loss
