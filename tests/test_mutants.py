@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -80,3 +82,83 @@ def test_unit_teacher_helps_at_every_lambda_with_an_interior_optimum(hand_model)
     grid = np.geomspace(1e-3, 1e6, 50)
     assert np.all(hand_risk(1.0, grid) < 1 + K)
     assert hand_risk(1.0, 1.0) < min(hand_risk(1.0, 0.9), hand_risk(1.0, 1.1))
+
+
+# JSON that other code reads: experiments/cch_audit.py reads the audit's tables by these keys, and
+# `cch check --json` (docs/results.md, predict_validation) the check's. A renamed key or a
+# dropped value is a bug even when every number is right.
+AUDIT_KEYS = {
+    "num_models", "p1", "p2", "n", "teacher", "teacher_noise", "small_lambda", "at_lambda",
+    "theorem1_violations", "fraction_assumptions_hold",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.25])
+def test_audit_json_reports_each_field_under_its_own_name(noise):
+    a = theory.audit(
+        jax.random.key(0), num_models=40, p1=2, p2=2, n=20, lams=(0.5, 1.0), teacher_noise=noise
+    )
+    d = json.loads(json.dumps(a.to_dict()))
+    assert set(d) == AUDIT_KEYS
+    assert (d["num_models"], d["p1"], d["p2"], d["n"], d["teacher_noise"]) == (40, 2, 2, 20, noise)
+    assert d["teacher"] == "optimal (w1 = Σ11⁻¹Σ1y)" + (" + noise 0.25" if noise else "")
+    assert d["small_lambda"] == a.small_lambda._asdict()
+    assert [row["lam"] for row in d["at_lambda"]] == [0.5, 1.0]
+    for row, table in zip(d["at_lambda"], a.at_lambda, strict=True):
+        assert {k: row[k] for k in table._fields} == table._asdict()
+        assert sum(table) == 40
+    assert d["theorem1_violations"] == a.theorem1_violations == 0
+    held = np.mean(np.asarray(a.models.bounded) & np.asarray(a.models.aligned))
+    assert d["fraction_assumptions_hold"] == pytest.approx(held)
+
+
+def test_check_result_json_keeps_every_field_as_plain_lists():
+    from cch_jax.mi.check import CheckResult
+
+    fields = dict(
+        verdict="inconclusive", gap=0.1, gap_ci=(-0.2, 0.4), mi_teacher_student=0.5,
+        mi_student_label=0.4, validated=True, validated_reason="", families=[], skipped={},
+        subsampled={}, n=500, dims=(3, 4, 1), labels=False, ties={}, seconds=1.0,
+    )  # fmt: skip
+    d = CheckResult(**fields).to_dict()
+    assert set(d) == set(fields)
+    assert d["gap_ci"] == [-0.2, 0.4] and d["dims"] == [3, 4, 1]
+    assert {k: v for k, v in d.items() if k not in ("gap_ci", "dims")} == {
+        k: v for k, v in fields.items() if k not in ("gap_ci", "dims")
+    }
+
+
+def test_an_interval_touching_zero_is_inconclusive():
+    """[0, b] and [a, 0] contain 0: neither side of the gap is established."""
+    from cch_jax.cli.check import verdict_of
+
+    assert verdict_of((0.0, 0.3)) == "inconclusive"
+    assert verdict_of((-0.3, 0.0)) == "inconclusive"
+    assert verdict_of((1e-12, 0.3)) == "cch-holds"
+    assert verdict_of((-0.3, -1e-12)) == "cch-fails"
+
+
+@pytest.mark.parametrize(
+    "y,labels,expected",
+    [
+        (np.array([0, 2, 1, 2]), True, [0, 2, 1, 2]),  # integer dtype
+        (np.array([[1], [0], [1]]), True, [1, 0, 1]),  # one integer column
+        (np.array([True, False, True]), True, [1, 0, 1]),  # bool
+        (np.array([1.0, 3.0, 3.0, -2.0]), True, [1, 3, 3, -2]),  # integral floats (a CSV)
+        (np.arange(1500), True, list(range(1500))),  # any number of integer classes
+        (np.arange(1001.0), False, None),  # > 1000 distinct integral floats: a regression target
+        (np.array([0.5, 1.0, 2.0]), False, None),  # not integral
+        (np.array([1.0, 2.0, np.inf]), False, None),  # not finite
+        (np.array([1.0, 2.0, np.nan]), False, None),
+        (np.array([[1, 2], [3, 4]]), False, None),  # several columns
+    ],
+)
+def test_labels_are_recognised_by_dtype_or_integral_values(y, labels, expected):
+    from cch_jax.cli.check import _as_labels
+
+    out, is_labels = _as_labels(y)
+    assert is_labels is labels
+    if labels:
+        assert out.dtype == np.int64 and out.tolist() == expected
+    else:  # returned as given
+        np.testing.assert_array_equal(out, y)
