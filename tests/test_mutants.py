@@ -162,3 +162,105 @@ def test_labels_are_recognised_by_dtype_or_integral_values(y, labels, expected):
         assert out.dtype == np.int64 and out.tolist() == expected
     else:  # returned as given
         np.testing.assert_array_equal(out, y)
+
+
+def verify_report(**changes) -> dict:
+    """A `cch verify` report (the dict `report` returns) with three λ, for the text tests."""
+    row = dict(theory=1.0, mean=1.01, sem=0.01, diverged=0, max_rel_weight_error=1e-7)
+    r = dict(
+        p1=2, p2=3, n=12, seeds=50, steps=3, lr=0.1, dtype="float64", optimizer="adam",
+        z_tolerance=4.0, train_seconds=1.0, converged=True, verdict="agrees",
+        results=[{**row, "lam": 0.0, "z": 1.0}, {**row, "lam": 0.5, "z": -2.0},
+                 {**row, "lam": 1.0, "z": 0.5}],
+    )  # fmt: skip
+    return {**r, **changes}
+
+
+def test_verify_text_report_line_by_line():
+    from cch_jax.cli.verify import format_report
+
+    lines = format_report(verify_report(sampler="moments")).split("\n")
+    assert len(lines) == 6
+    assert lines[0] == (
+        "Gaussian model: p1=2, p2=3, n=12; 50 students per λ, adam, 3 steps, lr 0.1, float64, "
+        "training sets drawn as moments"
+    )
+    assert lines[1].split() == [
+        "λ", "theory", "R(λ)", "mean", "SEM", "z", "diverged", "max", *lines[1].split()[8:]
+    ]  # fmt: skip
+    assert lines[1].split()[8].startswith("|w") and len(lines[1].split()) == 9
+    assert lines[2].split() == ["0", "1", "1.01", "0.01", "+1.00", "0", "1.00e-07"]
+    assert lines[3].split()[:5] == ["0.5", "1", "1.01", "0.01", "-2.00"]
+    assert lines[5] == "verdict: agrees (all |z| < 4, students converged); training took 1.0 s"
+    # Without a sampler (an older report) the first line just ends.
+    assert format_report(verify_report()).split("\n")[0].endswith(", lr 0.1, float64")
+
+
+def test_verify_text_names_every_lambda_that_disagrees_or_diverged():
+    """|z| = the tolerance already disagrees (agreeing needs |z| < 4); a diverged λ disagrees."""
+    from cch_jax.cli.verify import format_report
+
+    r = verify_report(verdict="disagrees")
+    r["results"][1]["z"] = -4.0
+    r["results"][2]["diverged"] = 3
+    lines = format_report(r).split("\n")
+    assert lines[-2] == "  WARNING: 3 students diverged (NaN/inf loss); excluded from the means"
+    assert lines[-1] == (
+        "verdict: disagrees (|z| >= 4 or diverged at λ = [0.5, 1.0]); training took 1.0 s"
+    )
+
+
+def test_verify_text_when_students_have_not_converged():
+    from cch_jax.cli.verify import format_report
+
+    lines = format_report(verify_report(verdict="not converged", converged=False)).split("\n")
+    assert lines[-2].startswith("  WARNING: some students are > 0.001 (relative) from their ")
+    assert lines[-2].endswith("(λ): raise --steps or change --lr")
+    assert lines[-1].startswith("verdict: not converged (|z| < 4, but the students are not at ")
+    assert lines[-1].endswith("(λ)); training took 1.0 s")
+
+
+@pytest.fixture
+def check_files(tmp_path):
+    """Paired samples (teacher, student, labels) and their strictly monotone transforms."""
+    rng = np.random.default_rng(5)
+    h2 = rng.standard_normal((400, 2))
+    h1 = h2 + 0.5 * rng.standard_normal((400, 2))
+    y = h2[:, 0] + rng.standard_normal(400)  # a continuous target
+    arrays = dict(h1=h1, h2=h2, y=y, h1_exp=np.exp(h1), h2_cube=h2**3, y_exp=np.exp(y))
+    for name, a in arrays.items():
+        np.save(tmp_path / f"{name}.npy", a)
+    return lambda name: str(tmp_path / f"{name}.npy")
+
+
+def check_json(capsys, argv) -> dict:
+    from cch_jax.cli import main
+
+    assert main(["check", *argv, "--families", "gc", "--surrogates", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    out.pop("seconds")
+    return out
+
+
+def test_check_is_invariant_to_monotone_maps_of_each_column(check_files, capsys):
+    """Normal scores (the default) depend on ranks only: exp(H1), H2³ and exp(Y) give the same
+    check. (With class labels the check also fits a surrogate to standardised columns, so there
+    only the estimates are invariant; `check_cch`'s docstring.)"""
+    f = check_files
+    plain = ["--teacher", f("h1"), "--student", f("h2"), "--labels", f("y")]
+    mapped = ["--teacher", f("h1_exp"), "--student", f("h2_cube"), "--labels", f("y_exp")]
+    assert check_json(capsys, plain) == check_json(capsys, mapped)
+    raw = lambda argv: check_json(capsys, [*argv, "--no-normal-scores"])  # noqa: E731
+    assert raw(plain)["gap"] != raw(mapped)["gap"]
+
+
+@pytest.mark.parametrize("option", ["--teacher", "--student", "--labels"])
+def test_check_file_errors_name_the_option(check_files, capsys, option):
+    from cch_jax.cli import main
+
+    f = check_files
+    argv = {"--teacher": f("h1"), "--student": f("h2"), "--labels": f("y")}
+    argv[option] = f("missing")
+    assert main(["check", *[a for kv in argv.items() for a in kv]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cch check: error: {option}: file ") and "does not exist" in err

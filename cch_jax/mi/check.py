@@ -466,7 +466,9 @@ def check_cch(
     """Bias-aware CCH check on paired samples h1 (n, d1), h2 (n, d2), y (labels (n,) or (n, dy)).
 
     labels: whether y holds integer class labels. normal_scores: take per-column normal scores
-    (True, invariant to monotone maps) or only standardise. surrogates / knn_surrogates: B per
+    (True: the check is invariant to strictly increasing maps of any column, except that with
+    labels a second surrogate is fitted to the standardised columns, so there only the raw
+    estimates are) or only standardise. surrogates / knn_surrogates: B per
     family. knn_budget_s: the knn family runs on as many rows as fit this (`knn_rows`). mc: Monte
     Carlo draws for a class surrogate's MIs. names: how errors call h1, h2, y. Returns a
     CheckResult; the verdict is confident only when every family that ran puts the corrected gap's
