@@ -264,3 +264,52 @@ def test_check_file_errors_name_the_option(check_files, capsys, option):
     assert main(["check", *[a for kv in argv.items() for a in kv]]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cch check: error: {option}: file ") and "does not exist" in err
+
+
+def test_check_text_shows_the_json_numbers(check_files, capsys):
+    """The readable report prints the numbers of the JSON (same data, same seed), each labelled."""
+    from cch_jax.cli import main
+
+    f = check_files
+    argv = ["check", "--teacher", f("h1"), "--student", f("h2"), "--labels", f("y")]
+    argv += ["--families", "gc", "--surrogates", "8"]
+    assert main([*argv, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.split("\n")
+    fam = r["families"][0]
+    for line, label, key in (
+        (lines[0], "I(H1; H2)", "mi_teacher_student"),
+        (lines[1], "I(H2; Y) ", "mi_student_label"),
+    ):
+        e = fam[key]
+        assert line == (
+            f"{label} = {e['value']:.4f} nats  (95% CI {e['ci'][0]:.4f} to {e['ci'][1]:.4f}; "
+            f"gc, bias-corrected: raw {e['raw']:.4f}, bias {e['bias']:+.4f})"
+        )
+    lo, hi = r["gap_ci"]
+    assert lines[2] == (
+        f"gap I(H1; H2) − I(H2; Y) = {r['gap']:+.4f} nats  (95% CI {lo:+.4f} to {hi:+.4f})"
+    )
+    g = fam["gap"]
+    assert lines[3] == (
+        f"   gc: gap {g['value']:+.4f} (95% CI {g['ci'][0]:+.4f} to {g['ci'][1]:+.4f}; "
+        f"raw {g['raw']:+.4f}, bias {g['bias']:+.4f}, 8 surrogates)"
+    )
+    assert lines[4] == f"n = 400, dims 2 + 2 + 1: NOT validated ({r['validated_reason']})"
+    assert lines[5] == f"verdict: {r['verdict']}" and lines[6] == ""
+    assert lines[7].startswith("The data cannot tell whether CCH holds")
+
+
+@pytest.mark.parametrize("option", ["--student", "--labels"])
+def test_check_data_errors_name_the_option(check_files, tmp_path, capsys, option):
+    from cch_jax.cli import main
+
+    f = check_files
+    bad = np.load(f("h2" if option == "--student" else "y"))
+    bad[7] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    argv = {"--teacher": f("h1"), "--student": f("h2"), "--labels": f("y")}
+    argv[option] = str(tmp_path / "bad.npy")
+    assert main(["check", *[a for kv in argv.items() for a in kv]]) == 2
+    assert capsys.readouterr().err.startswith(f"cch check: error: {option}: 1 row")
