@@ -313,3 +313,55 @@ def test_check_data_errors_name_the_option(check_files, tmp_path, capsys, option
     argv[option] = str(tmp_path / "bad.npy")
     assert main(["check", *[a for kv in argv.items() for a in kv]]) == 2
     assert capsys.readouterr().err.startswith(f"cch check: error: {option}: 1 row")
+
+
+def cli_out(capsys, *argv) -> tuple[int, str, str]:
+    from cch_jax.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_theory_json_says_cch_holds_for_a_model_where_it_holds(tmp_path, capsys):
+    """p1 = p2 = 1, Corr(x1, x2) = 0.9, Corr(x1, y) = 0.3, Corr(x2, y) = 0.2: the teacher
+    t ∝ x1, so I(t; s) = −½ log(1 − 0.81) ≈ 0.83 > I(s; y) = −½ log(1 − 0.04) ≈ 0.02."""
+    cov = np.array([[1.0, 0.9, 0.3], [0.9, 1.0, 0.2], [0.3, 0.2, 1.0]])
+    np.save(tmp_path / "cov.npy", cov)
+    argv = ["theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "1", "--n", "20"]
+    code, out, _ = cli_out(capsys, *argv, "--lam", "0", "0.5", "--json")
+    r = json.loads(out)
+    assert code == 0 and (r["p1"], r["p2"], r["n"], r["lam"]) == (1, 1, 20, [0.0, 0.5])
+    assert r["mi_teacher_student"] == pytest.approx(-0.5 * np.log(1 - 0.81), rel=1e-12)
+    assert r["mi_student_label"] == pytest.approx(-0.5 * np.log(1 - 0.04), rel=1e-12)
+    assert r["cch_holds"] is True
+
+
+def test_theory_text_table_shows_the_json_numbers(capsys):
+    _, out, _ = cli_out(capsys, "theory", "--example", "--json")
+    r = json.loads(out)
+    code, text, _ = cli_out(capsys, "theory", "--example")
+    lines = text.split("\n")
+    assert code == 0
+    assert lines[0] == f"Gaussian model: p1={r['p1']}, p2={r['p2']}, n={r['n']}"
+    assert lines[1].split() == ["R0", "(no", "KD)", f"{r['baseline_risk']:.6g}"]
+    assert lines[3].split()[-3:] == [f"{r['lambda_star']:.6g}", "/", f"{r['risk_min']:.6g}"]
+    assert lines[4].endswith(f"(0, {float(r['lambda_max']):.6g})")  # JSON writes ∞ as "inf"
+    assert lines[7].split()[:3] == ["CCH", "verdict", "holds" if r["cch_holds"] else "fails"]
+    assert lines[8].split()[2:4] == ["KD", "helps" if r["kd_helps_small_lambda"] else "hurts"]
+    rows = [line.split() for line in lines[12:] if line.strip()]
+    assert [float(row[0]) for row in rows] == r["lam"]
+    assert [float(row[1]) for row in rows] == pytest.approx(r["risk"], rel=1e-5)
+    assert rows[0][3] == "—" and all(row[3] == "yes" for row in rows[1:])  # KD helps at each λ
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--lam", "-1"], "cch theory: error: --lam=[-1.0] must be >= 0"),
+        (["--n", "3"], "cch theory: error: --n=3 must exceed p2+1=5"),
+    ],
+)
+def test_theory_errors_name_the_option(capsys, argv, message):
+    code, _, err = cli_out(capsys, "theory", "--example", *argv)
+    assert code == 2 and err.startswith(message)
