@@ -365,3 +365,42 @@ def test_theory_text_table_shows_the_json_numbers(capsys):
 def test_theory_errors_name_the_option(capsys, argv, message):
     code, _, err = cli_out(capsys, "theory", "--example", *argv)
     assert code == 2 and err.startswith(message)
+
+
+def linear_kd(z, diverged_all=False):
+    """A `LinearKD` of 2 λ × 3 students whose second λ sits exactly `z` SEMs off the theory
+    (mean 1 + z/8, SEM 1/8: exact binary fractions); with diverged_all, every student of the
+    first λ diverged (no mean, no weights)."""
+    from cch_jax.simulate import LinearKD
+
+    err = np.full((2, 3), 1e-9)
+    diverged = np.zeros((2, 3), bool)
+    count = np.array([3, 3])
+    if diverged_all:
+        err[0], diverged[0], count = np.nan, True, np.array([0, 3])
+    return LinearKD(
+        lams=np.array([0.0, 1.0]), risk=np.ones((2, 3)), diverged=diverged, weight_error=err,
+        theory_risk=np.ones(2), mean=np.array([1.0, 1.0 + z / 8]), sem=np.full(2, 1 / 8),
+        count=count, seconds=1.0,
+    )  # fmt: skip
+
+
+def verify_dict(sim):
+    from cch_jax.cli.verify import report
+
+    return report(sim, model=theory.random_model(jax.random.key(0), 2, 2), n=9, seeds=3,
+                  steps=10, lr=0.1)  # fmt: skip
+
+
+def test_verify_agrees_only_strictly_inside_the_z_tolerance():
+    assert verify_dict(linear_kd(3.5))["verdict"] == "agrees"
+    at = verify_dict(linear_kd(4.0))
+    assert at["results"][1]["z"] == 4.0 and at["verdict"] == "disagrees"
+
+
+def test_verify_row_of_a_lambda_whose_students_all_diverged():
+    with np.errstate(all="ignore"):
+        r = verify_dict(linear_kd(0.0, diverged_all=True))
+    row = r["results"][0]
+    assert row["students"] == 0 and row["diverged"] == 3 and np.isnan(row["max_rel_weight_error"])
+    assert r["verdict"] == "disagrees"
