@@ -404,3 +404,30 @@ def test_verify_row_of_a_lambda_whose_students_all_diverged():
     row = r["results"][0]
     assert row["students"] == 0 and row["diverged"] == 3 and np.isnan(row["max_rel_weight_error"])
     assert r["verdict"] == "disagrees"
+
+
+def test_verify_json_reports_the_run_it_describes():
+    r = verify_dict(linear_kd(1.0))
+    assert (r["p1"], r["p2"], r["n"], r["seeds"], r["steps"], r["lr"]) == (2, 2, 9, 3, 10, 0.1)
+    assert r["optimizer"] == "adam (cosine decay, full batch)" and r["dtype"] == "float64"
+    assert r["z_tolerance"] == 4.0 and r["train_seconds"] == 1.0
+    assert (r["agrees"], r["converged"], r["verdict"]) == (True, True, "agrees")
+
+
+@pytest.mark.parametrize("error", [1e-3, 0.01])
+def test_verify_students_not_at_their_closed_form_have_not_converged(error):
+    """Within the z tolerance, but ‖w − ŵ‖/‖ŵ‖ >= 1e-3: "not converged", never "agrees"."""
+    sim = linear_kd(1.0)
+    r = verify_dict(sim._replace(weight_error=np.full((2, 3), error)))
+    assert (r["agrees"], r["converged"], r["verdict"]) == (False, False, "not converged")
+
+
+def test_verify_float32_flag_sets_the_dtype(capsys):
+    """float64 unless --float32 (the suite runs with x64 on; switched off around the call)."""
+    argv = ["verify", "--example", "--lam", "0", "--seeds", "2", "--steps", "5", "--json"]
+    dtypes = []
+    for extra in ([], ["--float32"]):
+        with jax.enable_x64(False):
+            _, out, _ = cli_out(capsys, *argv, *extra)
+        dtypes.append(json.loads(out)["dtype"])
+    assert dtypes == ["float64", "float32"]
