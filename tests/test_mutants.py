@@ -136,6 +136,14 @@ def test_an_interval_touching_zero_is_inconclusive():
     assert verdict_of((-0.3, 0.0)) == "inconclusive"
     assert verdict_of((1e-12, 0.3)) == "cch-holds"
     assert verdict_of((-0.3, -1e-12)) == "cch-fails"
+    from cch_jax.mi.check import _side  # a family's side of 0: the same rule
+
+    assert [_side(ci) for ci in [(0.0, 0.3), (-0.3, 0.0), (1e-12, 1), (-1, -1e-12)]] == [
+        0,
+        0,
+        1,
+        -1,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -431,3 +439,57 @@ def test_verify_float32_flag_sets_the_dtype(capsys):
             _, out, _ = cli_out(capsys, *argv, *extra)
         dtypes.append(json.loads(out)["dtype"])
     assert dtypes == ["float64", "float32"]
+
+
+def test_calibrate_by_hand():
+    """Four surrogate estimates (Î12, Î2y) = (1, 0), (3, 0), (1, 0), (3, 0) of a surrogate with
+    I12 = 1.5, I2y = 0; data estimates (2.5, 0.5); Monte Carlo SEs of the surrogate's MIs
+    (1, 0.5, 0). By hand: bias = mean − truth = (0.5, 0, 0.5); the SD of (1, 3, 1, 3) is √(4/3),
+    times √(1 + 1/4) = √(5/3); with the MC SE: √(5/3 + 1) = √(8/3), √(0 + 0.25) = 0.5, √(5/3).
+    Corrected = raw − bias = (2, 0.5, 1.5); intervals ± t(3 dof, 0.975) = 3.182446305 × spread."""
+    from types import SimpleNamespace
+
+    from cch_jax.mi.check import _calibrate
+
+    sur = SimpleNamespace(i12=1.5, i2y=0.0)
+    est = [(1.0, 0.0), (3.0, 0.0), (1.0, 0.0), (3.0, 0.0)]
+    out = _calibrate("gc", (2.5, 0.5), sur, est, (1.0, 0.5, 0.0))
+    t = 3.182446305284263
+    expected = {
+        "mi_teacher_student": (2.5, 0.5, 2.0, np.sqrt(8 / 3)),
+        "mi_student_label": (0.5, 0.0, 0.5, 0.5),
+        "gap": (2.0, 0.5, 1.5, np.sqrt(5 / 3)),
+    }
+    assert (out["family"], out["surrogates"], out["side"]) == ("gc", 4, 0)
+    for name, (raw, bias, value, se) in expected.items():
+        e = out[name]
+        np.testing.assert_allclose(
+            [e["raw"], e["bias"], e["value"], e["stderr"], *e["ci"]],
+            [raw, bias, value, se, value - t * se, value + t * se],
+            rtol=1e-12,
+            atol=1e-15,
+        )
+
+
+def test_union_of_two_calibrations_by_hand():
+    """Each interval is the union, value and bias the mean, stderr the largest, raw the first's;
+    the side is that of the union gap interval (here it contains 0)."""
+    from cch_jax.mi.check import _union
+
+    def cal(value, bias, se, lo, hi, raw):
+        part = dict(raw=raw, bias=bias, value=value, stderr=se, ci=[lo, hi])
+        names = ("mi_teacher_student", "mi_student_label", "gap")
+        return dict(family="knn", surrogates=8, side=1, **{k: dict(part) for k in names})
+
+    out = _union([cal(0.3, 0.1, 0.1, 0.1, 0.5, 0.4), cal(0.1, 0.3, 0.15, -0.2, 0.4, 0.9)])
+    assert (out["family"], out["surrogates"], out["side"]) == ("knn", 16, 0)
+    for name in ("mi_teacher_student", "mi_student_label", "gap"):
+        e = out[name]
+        assert e["raw"] == 0.4 and e["ci"] == [-0.2, 0.5]
+        np.testing.assert_allclose([e["value"], e["bias"], e["stderr"]], [0.2, 0.2, 0.15])
+        assert e["by_surrogate"] == [
+            {"bias": 0.1, "value": 0.3, "ci": [0.1, 0.5]},
+            {"bias": 0.3, "value": 0.1, "ci": [-0.2, 0.4]},
+        ]
+    one = cal(0.3, 0.1, 0.1, 0.1, 0.5, 0.4)
+    assert _union([one]) is one
