@@ -493,3 +493,36 @@ def test_union_of_two_calibrations_by_hand():
         ]
     one = cal(0.3, 0.1, 0.1, 0.1, 0.5, 0.4)
     assert _union([one]) is one
+
+
+@pytest.mark.parametrize(
+    "n,d1,d2,dy,classes,min_class,ok,reason",
+    [
+        (499, 1, 1, 1, None, None, False, "n = 499 is below 500"),
+        (500, 1, 1, 1, None, None, True, "inside the validated range"),
+        (509, 20, 20, 11, None, None, False, "n = 509 is below 10 × the joint dimension 51"),
+        (510, 20, 20, 11, None, None, True, "inside the validated range"),
+        (500, 20, 25, 11, 3, 400, True, "inside the validated range"),  # labels: dy not counted
+        (500, 25, 26, 1, 3, 400, False, "below 10 × the joint dimension 51"),
+        (
+            3000,
+            2,
+            10,
+            0,
+            3,
+            99,
+            False,
+            "smallest class has 99 rows, below max(10 × d2, d2²/2) = 100",
+        ),
+        (3000, 2, 10, 0, 3, 100, True, "inside the validated range"),
+        (9000, 2, 30, 0, 3, 449, False, "below max(10 × d2, d2²/2) = 450"),
+        (9000, 2, 30, 0, 3, 450, True, "inside the validated range"),
+    ],
+)
+def test_validated_range_at_each_boundary(n, d1, d2, dy, classes, min_class, ok, reason):
+    """The rules of docs/check_calibration.md, each one row either side of its boundary."""
+    from cch_jax.mi.check import validated_range
+
+    got_ok, got_reason = validated_range(n, d1, d2, dy, n_classes=classes, min_class=min_class)
+    assert got_ok is ok and got_reason.endswith(reason)
+    assert got_reason.startswith("outside the validated range: ") != ok
