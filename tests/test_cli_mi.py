@@ -137,7 +137,7 @@ def test_check_fails_and_readable(files, capsys):
     assert out["verdict"] == "cch-fails" and out["gap_ci"][1] < 0
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "verdict: cch-fails" in text and "validated (inside" in text
+    assert "verdict: cch-fails" in text and "n = 600, dims 2 + 2: validated (inside" in text
     assert "does not mean KD will hurt" in text.replace("\n", " ")
 
 

@@ -154,6 +154,7 @@ def test_an_interval_touching_zero_is_inconclusive():
         (np.array([True, False, True]), True, [1, 0, 1]),  # bool
         (np.array([1.0, 3.0, 3.0, -2.0]), True, [1, 3, 3, -2]),  # integral floats (a CSV)
         (np.arange(1500), True, list(range(1500))),  # any number of integer classes
+        (np.arange(1000.0), True, list(range(1000))),  # up to 1000 distinct integral floats
         (np.arange(1001.0), False, None),  # > 1000 distinct integral floats: a regression target
         (np.array([0.5, 1.0, 2.0]), False, None),  # not integral
         (np.array([1.0, 2.0, np.inf]), False, None),  # not finite
@@ -306,7 +307,11 @@ def test_check_text_shows_the_json_numbers(check_files, capsys):
     )
     assert lines[4] == f"n = 400, dims 2 + 2 + 1: NOT validated ({r['validated_reason']})"
     assert lines[5] == f"verdict: {r['verdict']}" and lines[6] == ""
-    assert lines[7].startswith("The data cannot tell whether CCH holds")
+    from cch_jax.cli.check import CAVEAT, EXPLAIN
+
+    paragraph = [line for line in lines[7:] if line]  # filled to 88 columns
+    assert " ".join(paragraph) == EXPLAIN["inconclusive"] + " " + CAVEAT
+    assert 80 < max(map(len, paragraph)) <= 88
 
 
 @pytest.mark.parametrize("option", ["--student", "--labels"])
@@ -526,3 +531,22 @@ def test_validated_range_at_each_boundary(n, d1, d2, dy, classes, min_class, ok,
     got_ok, got_reason = validated_range(n, d1, d2, dy, n_classes=classes, min_class=min_class)
     assert got_ok is ok and got_reason.endswith(reason)
     assert got_reason.startswith("outside the validated range: ") != ok
+
+
+def test_check_options_reach_the_check(check_files, capsys):
+    """--seed, --k and --knn-budget change what runs: another seed other surrogates, another k
+    another kNN estimate, a budget too small for any rows skips the kNN family (and says so)."""
+    from cch_jax.cli import main
+
+    f = check_files
+    data = ["--teacher", f("h1"), "--student", f("h2"), "--labels", f("y")]
+    assert check_json(capsys, data)["gap"] != check_json(capsys, [*data, "--seed", "1"])["gap"]
+    knn = [*data, "--families", "knn", "--surrogates", "8", "--json"]
+    runs = []
+    for k in ("3", "5"):
+        assert main(["check", *knn, "--k", k]) == 0
+        runs.append(json.loads(capsys.readouterr().out)["families"][0]["gap"]["raw"])
+    assert runs[0] != runs[1]
+    assert main(["check", *data, "--knn-budget", "1e-9"]) == 0
+    text = capsys.readouterr().out
+    assert "  knn: not run (" in text and "s budget;" in text
