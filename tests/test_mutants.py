@@ -550,3 +550,12 @@ def test_check_options_reach_the_check(check_files, capsys):
     assert main(["check", *data, "--knn-budget", "1e-9"]) == 0
     text = capsys.readouterr().out
     assert "  knn: not run (" in text and "s budget;" in text
+
+
+def test_verify_memory_budget_is_in_gigabytes(capsys):
+    """--memory-budget 0.25 is 0.25 × 2³⁰ bytes: a student whose rows need ~0.4 GB is refused,
+    and the message quotes the budget it was given."""
+    argv = ["verify", "--example", "--sampler", "rows", "--n", "2000000", "--lam", "0"]
+    code, _, err = cli_out(capsys, *argv, "--seeds", "2", "--memory-budget", "0.25")
+    assert code == 2 and err.startswith("cch verify: error: --n=2000000: one student's training")
+    assert err.rstrip().endswith("more than the memory budget of 0.25 GB")
