@@ -559,3 +559,14 @@ def test_verify_memory_budget_is_in_gigabytes(capsys):
     code, _, err = cli_out(capsys, *argv, "--seeds", "2", "--memory-budget", "0.25")
     assert code == 2 and err.startswith("cch verify: error: --n=2000000: one student's training")
     assert err.rstrip().endswith("more than the memory budget of 0.25 GB")
+
+
+def test_verify_reports_its_options_in_json_and_text(capsys):
+    argv = ["verify", "--example", "--lam", "0", "--seeds", "2", "--steps", "5", "--lr", "0.05"]
+    code, out, _ = cli_out(capsys, *argv, "--sampler", "rows", "--json")
+    r = json.loads(out)
+    assert code == 1 and (r["lr"], r["sampler"], r["steps"], r["seeds"]) == (0.05, "rows", 5, 2)
+    code, text, _ = cli_out(capsys, *argv)
+    first = text.split("\n")[0]
+    assert code == 1 and ", 5 steps, lr 0.05, float64, training sets drawn as moments" in first
+    assert text.split("\n")[-2].startswith("verdict: not converged")
