@@ -570,3 +570,42 @@ def test_verify_reports_its_options_in_json_and_text(capsys):
     first = text.split("\n")[0]
     assert code == 1 and ", 5 steps, lr 0.05, float64, training sets drawn as moments" in first
     assert text.split("\n")[-2].startswith("verdict: not converged")
+
+
+def test_theory_text_when_kd_hurts_and_when_cch_holds(tmp_path, capsys):
+    """The hand model with teacher w = 4 (c = 2 > σ² = 1): KD hurts at every λ, R(λ) = 1 +
+    (1 + 4λ + 16λ²)/(10(1 + λ)²), R0 = 1.1: at λ = 0.5 R = 1 + 7/22.5, at λ = 1 R = 1.525. CCH
+    fails there (x2 carries no information: both MIs are 0). The model of
+    `test_theory_json_says_cch_holds_for_a_model_where_it_holds` prints "holds"."""
+    np.save(tmp_path / "hand.npy", np.asarray(HAND_COV))
+    np.save(tmp_path / "w4.npy", np.array([4.0]))
+    argv = ["theory", "--cov", str(tmp_path / "hand.npy"), "--p1", "1", "--n", "12"]
+    code, text, _ = cli_out(
+        capsys, *argv, "--w1", str(tmp_path / "w4.npy"), "--lam", "0", "0.5", "1"
+    )
+    lines = text.split("\n")
+    assert code == 0 and lines[7].split()[:3] == ["CCH", "verdict", "fails"]
+    assert lines[8].split() == [
+        "exact",
+        "verdict",
+        "KD",
+        "hurts",
+        "for",
+        "small",
+        "λ",
+        "(c",
+        "<",
+        "σ²)",
+    ]
+    assert lines[10] == "" and lines[11].split() == ["λ", "R(λ)", "R(λ)", "−", "R0", "KD", "helps?"]
+    rows = [line.split() for line in lines[12:] if line.strip()]
+    assert [row[3] for row in rows] == ["—", "no", "no"]
+    np.testing.assert_allclose(
+        [float(row[1]) for row in rows], [1.1, 1 + 7 / 22.5, 1.525], rtol=1e-5
+    )
+    cov = np.array([[1.0, 0.9, 0.3], [0.9, 1.0, 0.2], [0.3, 0.2, 1.0]])
+    np.save(tmp_path / "cov.npy", cov)
+    _, text, _ = cli_out(
+        capsys, "theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "1", "--n", "20"
+    )
+    assert text.split("\n")[7].split()[:3] == ["CCH", "verdict", "holds"]
