@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format venv clean mutate
+.PHONY: demo test lint format venv clean mutate mutate-verdicts
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,17 @@ test: $(STAMP) lint
 # runs in a fresh fork that would compile every JAX program again; a persistent compilation cache
 # (in mutants/, new each run) lets it load the programs its mutant did not change (~2x faster).
 MUTANTS ?=
+# The verdict and JSON code of `cch check`, `cch verify` and `cch theory` (docs/testing.md, ~35 min on
+# 2 cores): `make mutate-verdicts`.
+VERDICT_MUTANTS := 'cch_jax.cli.check.x_verdict_of*' 'cch_jax.cli.check.x__as_labels*' \
+	'cch_jax.cli.check.x_run*' 'cch_jax.cli.theory.x_run*' 'cch_jax.cli.theory.x_summarise*' \
+	'cch_jax.cli.theory.x_format_table*' 'cch_jax.cli.verify.x_report*' 'cch_jax.cli.verify.x_run*' \
+	'cch_jax.cli.verify.x_format_report*' 'cch_jax.mi.check.x__interval*' 'cch_jax.mi.check.x__side*' \
+	'cch_jax.mi.check.x__calibrate*' 'cch_jax.mi.check.x__union*' 'cch_jax.mi.check.x_validated_range*' \
+	'cch_jax.mi.check.xǁCheckResultǁto_dict*' 'theory.random.xǁAuditǁto_dict*'
+mutate-verdicts:
+	$(MAKE) mutate MUTANTS="$(VERDICT_MUTANTS)"
+
 mutate: $(STAMP)
 	$(BIN)/python -m pip install -q 'mutmut>=3.8.1,<4'
 	rm -rf mutants
