@@ -435,6 +435,7 @@ def test_verify_students_not_at_their_closed_form_have_not_converged(error):
     assert (r["agrees"], r["converged"], r["verdict"]) == (False, False, "not converged")
 
 
+@pytest.mark.filterwarnings("ignore:Explicitly requested dtype float64")  # x64 off for the call
 def test_verify_float32_flag_sets_the_dtype(capsys):
     """float64 unless --float32 (the suite runs with x64 on; switched off around the call)."""
     argv = ["verify", "--example", "--lam", "0", "--seeds", "2", "--steps", "5", "--json"]
