@@ -13,7 +13,9 @@ import theory
 
 def test_empty_block_list_names_the_rule():
     model = theory.random_model(jax.random.key(0), 2, 2)
-    with pytest.raises(ValueError, match="must name at least one of 'x1', 'x2', 'y'"):
+    with pytest.raises(
+        ValueError, match="^a block list must name at least one of 'x1', 'x2', 'y'$"
+    ):
         theory.mi_blocks(model, [], "y")
 
 
@@ -610,3 +612,13 @@ def test_theory_text_when_kd_hurts_and_when_cch_holds(tmp_path, capsys):
         capsys, "theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "1", "--n", "20"
     )
     assert text.split("\n")[7].split()[:3] == ["CCH", "verdict", "holds"]
+
+
+def test_interior_optimum_below_one(hand_model):
+    """w = 6/5 (c = 3/5 < σ² = 1): dR/dλ ∝ (w − 2) + λ(2w² − w), so λ* = (2 − w)/(w(2w − 1)) = 10/21,
+    inside (0, 1]; there λw = 4/7 and (1 + λw + λ²w²)/(1 + λ)² = (93/49)/(31/21)² = 27/31, so
+    min R = 1 + k·27/31 = 1 + 27/310."""
+    w1 = np.array([1.2])
+    assert float(theory.optimal_lambda(hand_model, w1, 12)) == pytest.approx(10 / 21, rel=1e-12)
+    assert float(theory.min_risk(hand_model, w1, 12)) == pytest.approx(1 + 27 / 310, rel=1e-12)
+    assert hand_risk(1.2, 10 / 21) == pytest.approx(1 + 27 / 310, rel=1e-14)
