@@ -5,17 +5,11 @@ import json
 import jax
 import numpy as np
 import pytest
+from _cli import run_cli
 
 import theory
-from cch_jax.cli import main
 from cch_jax.cli.common import example_model
 from cch_jax.results import load_scan
-
-
-def run_cli(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, err, command, *fragments):

@@ -7,6 +7,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from _cli import run_cli
 
 import theory
 
@@ -330,21 +331,13 @@ def test_check_data_errors_name_the_option(check_files, tmp_path, capsys, option
     assert capsys.readouterr().err.startswith(f"cch check: error: {option}: 1 row")
 
 
-def cli_out(capsys, *argv) -> tuple[int, str, str]:
-    from cch_jax.cli import main
-
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_theory_json_says_cch_holds_for_a_model_where_it_holds(tmp_path, capsys):
     """p1 = p2 = 1, Corr(x1, x2) = 0.9, Corr(x1, y) = 0.3, Corr(x2, y) = 0.2: the teacher
     t ∝ x1, so I(t; s) = −½ log(1 − 0.81) ≈ 0.83 > I(s; y) = −½ log(1 − 0.04) ≈ 0.02."""
     cov = np.array([[1.0, 0.9, 0.3], [0.9, 1.0, 0.2], [0.3, 0.2, 1.0]])
     np.save(tmp_path / "cov.npy", cov)
     argv = ["theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "1", "--n", "20"]
-    code, out, _ = cli_out(capsys, *argv, "--lam", "0", "0.5", "--json")
+    code, out, _ = run_cli(capsys, *argv, "--lam", "0", "0.5", "--json")
     r = json.loads(out)
     assert code == 0 and (r["p1"], r["p2"], r["n"], r["lam"]) == (1, 1, 20, [0.0, 0.5])
     assert r["mi_teacher_student"] == pytest.approx(-0.5 * np.log(1 - 0.81), rel=1e-12)
@@ -353,9 +346,9 @@ def test_theory_json_says_cch_holds_for_a_model_where_it_holds(tmp_path, capsys)
 
 
 def test_theory_text_table_shows_the_json_numbers(capsys):
-    _, out, _ = cli_out(capsys, "theory", "--example", "--json")
+    _, out, _ = run_cli(capsys, "theory", "--example", "--json")
     r = json.loads(out)
-    code, text, _ = cli_out(capsys, "theory", "--example")
+    code, text, _ = run_cli(capsys, "theory", "--example")
     lines = text.split("\n")
     assert code == 0
     assert lines[0] == f"Gaussian model: p1={r['p1']}, p2={r['p2']}, n={r['n']}"
@@ -378,7 +371,7 @@ def test_theory_text_table_shows_the_json_numbers(capsys):
     ],
 )
 def test_theory_errors_name_the_option(capsys, argv, message):
-    code, _, err = cli_out(capsys, "theory", "--example", *argv)
+    code, _, err = run_cli(capsys, "theory", "--example", *argv)
     assert code == 2 and err.startswith(message)
 
 
@@ -444,7 +437,7 @@ def test_verify_float32_flag_sets_the_dtype(capsys):
     dtypes = []
     for extra in ([], ["--float32"]):
         with jax.enable_x64(False):
-            _, out, _ = cli_out(capsys, *argv, *extra)
+            _, out, _ = run_cli(capsys, *argv, *extra)
         dtypes.append(json.loads(out)["dtype"])
     assert dtypes == ["float64", "float32"]
 
@@ -559,17 +552,17 @@ def test_verify_memory_budget_is_in_gigabytes(capsys):
     """--memory-budget 0.25 is 0.25 × 2³⁰ bytes: a student whose rows need ~0.4 GB is refused,
     and the message quotes the budget it was given."""
     argv = ["verify", "--example", "--sampler", "rows", "--n", "2000000", "--lam", "0"]
-    code, _, err = cli_out(capsys, *argv, "--seeds", "2", "--memory-budget", "0.25")
+    code, _, err = run_cli(capsys, *argv, "--seeds", "2", "--memory-budget", "0.25")
     assert code == 2 and err.startswith("cch verify: error: --n=2000000: one student's training")
     assert err.rstrip().endswith("more than the memory budget of 0.25 GB")
 
 
 def test_verify_reports_its_options_in_json_and_text(capsys):
     argv = ["verify", "--example", "--lam", "0", "--seeds", "2", "--steps", "5", "--lr", "0.05"]
-    code, out, _ = cli_out(capsys, *argv, "--sampler", "rows", "--json")
+    code, out, _ = run_cli(capsys, *argv, "--sampler", "rows", "--json")
     r = json.loads(out)
     assert code == 1 and (r["lr"], r["sampler"], r["steps"], r["seeds"]) == (0.05, "rows", 5, 2)
-    code, text, _ = cli_out(capsys, *argv)
+    code, text, _ = run_cli(capsys, *argv)
     first = text.split("\n")[0]
     assert code == 1 and ", 5 steps, lr 0.05, float64, training sets drawn as moments" in first
     assert text.split("\n")[-2].startswith("verdict: not converged")
@@ -583,7 +576,7 @@ def test_theory_text_when_kd_hurts_and_when_cch_holds(tmp_path, capsys):
     np.save(tmp_path / "hand.npy", np.asarray(HAND_COV))
     np.save(tmp_path / "w4.npy", np.array([4.0]))
     argv = ["theory", "--cov", str(tmp_path / "hand.npy"), "--p1", "1", "--n", "12"]
-    code, text, _ = cli_out(
+    code, text, _ = run_cli(
         capsys, *argv, "--w1", str(tmp_path / "w4.npy"), "--lam", "0", "0.5", "1"
     )
     lines = text.split("\n")
@@ -608,7 +601,7 @@ def test_theory_text_when_kd_hurts_and_when_cch_holds(tmp_path, capsys):
     )
     cov = np.array([[1.0, 0.9, 0.3], [0.9, 1.0, 0.2], [0.3, 0.2, 1.0]])
     np.save(tmp_path / "cov.npy", cov)
-    _, text, _ = cli_out(
+    _, text, _ = run_cli(
         capsys, "theory", "--cov", str(tmp_path / "cov.npy"), "--p1", "1", "--n", "20"
     )
     assert text.split("\n")[7].split()[:3] == ["CCH", "verdict", "holds"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from _cli import run_cli
 
 import theory
 from cch_jax.cli import EXIT_INTERNAL_ERROR, main
@@ -21,12 +22,6 @@ GAUSSIAN = {
     "data": {"random": {"p1": 2, "p2": 3, "key": 0}, "n": 12},
     "grid": {"lam": [0.0, 1.0], "seeds": 3},
 }
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line(code, err, *fragments, command="scan"):
