@@ -615,3 +615,13 @@ def test_interior_optimum_below_one(hand_model):
     assert float(theory.optimal_lambda(hand_model, w1, 12)) == pytest.approx(10 / 21, rel=1e-12)
     assert float(theory.min_risk(hand_model, w1, 12)) == pytest.approx(1 + 27 / 310, rel=1e-12)
     assert hand_risk(1.2, 10 / 21) == pytest.approx(1 + 27 / 310, rel=1e-14)
+
+
+def test_population_risk_without_a_bias_is_the_bias_free_risk():
+    # eq. 5 by hand: w* = (1, 2), Σ22 = diag(2, 3), σ² = ½; at w = 0, (w − w*)ᵀΣ22(w − w*) =
+    # 2·1 + 3·4 = 14, so R = 14.5 with no bias argument (b = 0) and 14.5 + b² with one.
+    pop = theory.Population(
+        w_star=np.array([1.0, 2.0]), S22=np.diag([2.0, 3.0]), sigma2=np.array(0.5)
+    )
+    assert float(theory.risk_from_population(pop, np.zeros(2))) == 14.5
+    assert float(theory.risk_from_population(pop, np.zeros(2), 3.0)) == 23.5

@@ -26,6 +26,12 @@ import numpy as np
 from jax import lax
 from jax.scipy.special import digamma
 
+# XLA options of the MI kernels whose running time, not their compile, is the cost (these kNN
+# distances, the neural critics' training in cch_jax/mi/neural.py): XLA's default LLVM
+# optimisation, whatever XLA_FLAGS says. The test suite compiles everything else at level 0
+# (tests/conftest.py), where these kernels ran up to 3x slower.
+RUNTIME_BOUND = {"xla_backend_optimization_level": 2}
+
 _UNROLL_DIMS = 48  # above this, the per-dimension max-loop is a fori_loop (keeps compiles short)
 
 
@@ -72,7 +78,7 @@ def _tiles(n: int, tile: int, *arrays):
     ]
 
 
-@functools.partial(jax.jit, static_argnames=("k", "tile"))
+@functools.partial(jax.jit, static_argnames=("k", "tile"), compiler_options=RUNTIME_BOUND)
 def ksg_terms(x, y, groups, *, k: int = 3, tile: int = 128):
     """Per-point KSG-1 terms ψ(n_x+1) + ψ(n_y+1) and ε_i, within groups. x (n, dx), y (n, dy)."""
     n = x.shape[0]
@@ -95,7 +101,7 @@ def ksg_terms(x, y, groups, *, k: int = 3, tile: int = 128):
     return terms.reshape(-1)[:n], eps.reshape(-1)[:n]
 
 
-@functools.partial(jax.jit, static_argnames=("k", "tile"))
+@functools.partial(jax.jit, static_argnames=("k", "tile"), compiler_options=RUNTIME_BOUND)
 def mixed_terms(x, labels, groups, *, k: int = 3, tile: int = 128):
     """Per-point Ross (2014) terms ψ(N_{y_i}) + ψ(m_i) and ε_i, within groups.
 

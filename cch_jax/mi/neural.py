@@ -40,6 +40,8 @@ import optax
 from jax.scipy.special import logsumexp
 from scipy.special import ndtri
 
+from cch_jax.mi.knn import RUNTIME_BOUND
+
 
 class MLP(nn.Module):
     """ReLU multilayer perceptron; `features` lists the widths, the last one the output size."""
@@ -115,6 +117,7 @@ _ORDER = ("infonce", "nwj", "mine")  # a traced index selects the bound: one com
 @functools.partial(
     jax.jit,
     static_argnames=("hidden", "layers", "embed", "kind", "steps", "batch", "eval_every"),
+    compiler_options=RUNTIME_BOUND,
 )
 def _fit_and_eval(
     keys,
