@@ -8,7 +8,11 @@ from cch_jax.mi import ESTIMATORS, MIEstimate, estimate, permutation_null, valid
 from cch_jax.mi.neural import dv_bound, infonce_bound, nwj_bound
 from cch_jax.mi.tasks import gaussian_sampler, mixture_mi, student_t_mi, tasks
 
-KEY = jax.random.key(0)
+
+def key0():
+    """jax.random.key(0), built per call: a key made at import would start JAX at collection
+    (mutmut forks its workers from a process that has only collected the tests)."""
+    return jax.random.key(0)
 
 
 def _pair(n=400, rho=0.8, seed=0):
@@ -19,19 +23,19 @@ def _pair(n=400, rho=0.8, seed=0):
 
 def test_estimate_fields_and_vector_inputs():
     x, y = _pair()
-    e = estimate(x, y, key=KEY, estimator="ksg")
+    e = estimate(x, y, key=key0(), estimator="ksg")
     assert isinstance(e, MIEstimate)
     assert e.n == 400 and e.estimator == "ksg"
     assert e.stderr > 0  # the interval's level: tests/test_planted_bugs.py
     assert set(e.to_dict()) == {"estimator", "mi", "stderr", "ci", "n"}
-    e2 = estimate(x[:, None], y[:, None], key=KEY, estimator="ksg")
+    e2 = estimate(x[:, None], y[:, None], key=key0(), estimator="ksg")
     assert e2.value == e.value
 
 
 def test_key_is_keyword_only():
     x, y = _pair()
     with pytest.raises(TypeError):
-        estimate(x, y, KEY)  # noqa
+        estimate(x, y, key0())  # noqa
 
 
 @pytest.mark.parametrize(
@@ -57,18 +61,18 @@ def test_validate_names_argument_value_and_rule(x, y, kwargs, match):
     with pytest.raises(ValueError, match=match):
         validate(x, y, **kwargs)
     with pytest.raises(ValueError, match=match):
-        estimate(x, y, key=KEY, **kwargs)
+        estimate(x, y, key=key0(), **kwargs)
 
 
 def test_unknown_estimator():
     x, y = _pair()
     with pytest.raises(ValueError, match="estimator='nope' must be one of"):
-        estimate(x, y, key=KEY, estimator="nope")
+        estimate(x, y, key=key0(), estimator="nope")
 
 
 def test_null_in_details_and_permutation_null_agree():
     x, y = _pair(n=300)
-    e = estimate(x, y, key=KEY, estimator="gaussian", null=5)
+    e = estimate(x, y, key=key0(), estimator="gaussian", null=5)
     nd = e.details["null"]
     assert nd["num"] == 5 and len(nd["values"]) == 5
     assert nd["p_value"] == pytest.approx(1 / 6)  # I ≈ 0.5 is far above every null value
@@ -100,13 +104,13 @@ def test_neural_estimators_accurate_on_easy_gaussian_and_null_on_independent():
     x, y = sample(rng, 2000)
     yp = y[rng.permutation(2000)]
     for name in ("mine", "infonce", "nwj"):
-        e = estimate(x, y, key=KEY, estimator=name)
+        e = estimate(x, y, key=key0(), estimator=name)
         assert len(e.details["seed_estimates"]) == 4 and e.details["diverged_seeds"] == 0
         assert e.stderr > 0
         assert mi - 0.2 < e.value < mi + 0.05, (name, e.value, mi)
         if name == "infonce":
             assert e.value <= e.details["upper_limit"] + 1e-9
-        null = estimate(x, yp, key=KEY, estimator=name)
+        null = estimate(x, yp, key=key0(), estimator=name)
         assert null.value > -0.03 and null.ci_high > -0.01, (name, null.value, null.ci)
 
 
@@ -119,7 +123,7 @@ def test_neural_options_are_checked():
         ({"steps": 0}, "steps=0"),
     ]:
         with pytest.raises(ValueError, match=match):
-            estimate(x, y, key=KEY, estimator="infonce", **kwargs)
+            estimate(x, y, key=key0(), estimator="infonce", **kwargs)
 
 
 def test_normal_scores_are_monotone_and_bounded():
@@ -145,11 +149,11 @@ def test_latent_estimator_runs_and_sees_dependence():
     x = np.c_[z, rng.standard_normal((600, 4))] @ rng.standard_normal((6, 6))
     y = np.c_[z + 0.5 * rng.standard_normal((600, 2)), rng.standard_normal((600, 2))]
     opts = dict(latent_dim=2, steps=200, hidden=16, seeds=2, lr=1e-2)
-    e = estimate(x, y, key=KEY, estimator="latent", **opts)
+    e = estimate(x, y, key=key0(), estimator="latent", **opts)
     assert len(e.details["seed_estimates"]) == 2
     assert np.isfinite(e.value) and e.stderr > 0
     assert e.value > 0.2
-    null = estimate(x, rng.permutation(y), key=KEY, estimator="latent", **opts)
+    null = estimate(x, rng.permutation(y), key=key0(), estimator="latent", **opts)
     assert abs(null.value) < 0.1
 
 

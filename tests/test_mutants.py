@@ -625,3 +625,29 @@ def test_population_risk_without_a_bias_is_the_bias_free_risk():
     )
     assert float(theory.risk_from_population(pop, np.zeros(2))) == 14.5
     assert float(theory.risk_from_population(pop, np.zeros(2), 3.0)) == 23.5
+
+
+COLLECT_ONLY = """
+import sys, pytest
+from jax._src import xla_bridge
+class Probe:
+    def pytest_collection_finish(self, session):
+        print("backends", sorted(xla_bridge._backends))
+sys.exit(pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "tests"], plugins=[Probe()]))
+"""
+
+
+def test_collecting_the_suite_does_not_start_jax():
+    # `make mutate` forks every mutant's worker from a process that has only collected the
+    # tests; once JAX has started its backend (and threads), such a fork hangs and each mutant
+    # times out. So no test module may build a JAX array or key at import or in a parametrize.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", COLLECT_ONLY], cwd=root, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "backends []" in proc.stdout, proc.stdout[-500:]
