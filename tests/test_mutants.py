@@ -651,3 +651,46 @@ def test_collecting_the_suite_does_not_start_jax():
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "backends []" in proc.stdout, proc.stdout[-500:]
+
+
+def test_confusion_counts_truthy_values_as_true():
+    # Four (cch, helps) cells, one each; verdicts given as counts and floats (truthy, not 0/1
+    # booleans): a count taken with `&` and `~` on the raw values would be wrong.
+    got = theory.Confusion.count([2, 0, 2, 0], [0.5, 3.0, 0.0, 0.0])
+    assert got == theory.Confusion(1, 1, 1, 1)
+
+
+def test_audit_teachers_baselines_and_models():
+    # The audit's noisy teacher is w1 = w_opt + τ‖w_opt‖/√p1·ξ with ξ ~ N(0, I_p1): so
+    # r = ‖w1 − w_opt‖²/(τ²‖w_opt‖²) = ‖ξ‖²/p1 ~ χ²(p1)/p1, mean 1 and variance 2/p1. Over M
+    # models the mean of r is within 4 standard errors √(2/(p1·M)) of 1.
+    p1, m, tau = 4, 400, 0.3
+    a = theory.audit(jax.random.key(7), num_models=m, p1=p1, p2=3, n=20, teacher_noise=tau)
+    r = []
+    for i in range(m):
+        model = a.model(i)
+        w_opt = np.asarray(theory.optimal_teacher(model))
+        r.append(np.sum((a.models.teacher[i] - w_opt) ** 2) / (tau**2 * np.sum(w_opt**2)))
+    assert abs(np.mean(r) - 1) < 4 * np.sqrt(2 / (p1 * m)), np.mean(r)
+    # each model's R0 is the public baseline risk of that model (not the vmapped path)
+    for i in (0, m - 1):
+        assert a.models.baseline[i] == pytest.approx(float(theory.baseline_risk(a.model(i), 20)))
+    assert a.model(3).p1 == p1 and a.model(3).p2 == 3
+
+
+def test_factor_model_defaults_by_their_structure():
+    # Σ's x1 block is A1A1ᵀ + B1B1ᵀ + τ1²I, the x2 block A2A2ᵀ + B2B2ᵀ + τ2²I: with p = 12 rows
+    # and rank r = 5 (the default), each low-rank part has rank 2r = 10, so each block's two
+    # smallest eigenvalues are exactly its noise variance: τ1² = 0.49 here, τ2² = 1 (the default
+    # student noise). Var(y) = ‖a‖² + β1²‖a1‖² + β2²‖a2‖² + τy² with unit a, a1, a2 and the
+    # defaults β1 = 0.5, β2 = 0.2, τy = 1.5: 1 + 0.25 + 0.04 + 2.25 = 3.54.
+    cov = np.asarray(theory.factor_model(12, 12, teacher_noise=0.7).cov)
+    e1, e2 = np.linalg.eigvalsh(cov[:12, :12]), np.linalg.eigvalsh(cov[12:24, 12:24])
+    np.testing.assert_allclose(e1[:2], 0.49, rtol=1e-10)
+    np.testing.assert_allclose(e2[:2], 1.0, rtol=1e-10)
+    assert e1[2] > 0.49 + 1e-6 and e2[2] > 1.0 + 1e-6
+    assert cov[-1, -1] == pytest.approx(3.54, rel=1e-12)
+    for name in ("teacher_noise", "student_noise", "label_noise"):
+        kwargs = {"teacher_noise": 0.7, name: 0.0}
+        with pytest.raises(ValueError, match=rf"^{name}=0.0 must be > 0 \(keeps Σ positive"):
+            theory.factor_model(2, 2, **kwargs)
