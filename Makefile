@@ -47,7 +47,7 @@ mutate-verdicts:
 	$(MAKE) mutate MUTANTS="$(VERDICT_MUTANTS)"
 
 # The MI estimators and the losses have ~4800 mutants (hours): `make mutate-sample` runs a uniform
-# random sample of 300 of them (seed 0; tools/mutant_sample.py), leaving out the verdict functions
+# random sample of 200 of them (seed 0; tools/mutant_sample.py), leaving out the verdict functions
 # of cch_jax/mi/check.py that mutate-verdicts runs in full, and all mutants of the training
 # schedule and loss (cch_jax/train.py). It reuses mutants/ from an earlier `make mutate` run
 # (mutmut generates every mutant whatever it runs); after a source change, run that again first.

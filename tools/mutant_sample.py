@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("patterns", nargs="+", metavar="PATTERN")
     p.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
-    p.add_argument("--size", type=int, default=300)
+    p.add_argument("--size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", type=Path, default=Path("mutants"))
     args = p.parse_args(argv)
