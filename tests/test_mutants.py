@@ -694,3 +694,14 @@ def test_factor_model_defaults_by_their_structure():
         kwargs = {"teacher_noise": 0.7, name: 0.0}
         with pytest.raises(ValueError, match=rf"^{name}=0.0 must be > 0 \(keeps Σ positive"):
             theory.factor_model(2, 2, **kwargs)
+
+
+def test_validate_cov_returns_float64_batches_and_names_p2():
+    from theory.model import validate_cov
+
+    got = validate_cov(np.eye(3, dtype=int), 1, 1)  # an integer matrix comes back float64
+    assert got.dtype == np.float64 and np.array_equal(got, np.eye(3))
+    batch = np.broadcast_to(np.eye(4), (2, 3, 4, 4))  # a (2, 3) batch of (d, d) matrices
+    assert validate_cov(batch, 2, 1).shape == (2, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"^p2=0 must be >= 1$"):
+        validate_cov(np.eye(3), 1, 0)
