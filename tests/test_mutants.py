@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 from _cli import run_cli
 
 import theory
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_empty_block_list_names_the_rule():
@@ -705,3 +708,97 @@ def test_validate_cov_returns_float64_batches_and_names_p2():
     assert validate_cov(batch, 2, 1).shape == (2, 3, 4, 4)
     with pytest.raises(ValueError, match=r"^p2=0 must be >= 1$"):
         validate_cov(np.eye(3), 1, 0)
+
+
+# --- the MI estimators and the losses (docs/testing.md, run 5: a sample of their mutants) ---
+
+
+def test_linear_stats_are_the_sample_moments():
+    from cch_jax.losses import linear_stats
+
+    rng = np.random.default_rng(0)
+    x, y, t = rng.standard_normal((50, 3)), rng.standard_normal(50), rng.standard_normal(50)
+    s = linear_stats(x, y, t)
+    # the moments by explicit sums over the rows, ÷ n
+    np.testing.assert_allclose(s.yy, sum(v * v for v in y) / 50, rtol=1e-12)
+    np.testing.assert_allclose(s.xy, sum(r * v for r, v in zip(x, y)) / 50, rtol=1e-12)
+    np.testing.assert_allclose(s.xx, sum(np.outer(r, r) for r in x) / 50, rtol=1e-12)
+
+
+def test_every_validation_task_samples_what_its_name_says():
+    # Each task of the MI validation suite (docs/mi_validation_table.md lists them by name):
+    # finite samples, the dimensions in its name ("d1+d2"), every class of a labelled task drawn
+    # ("Cclass"), a finite true MI >= 0, and a note.
+    import re
+
+    from cch_jax.mi.tasks import tasks
+
+    table = (ROOT / "docs" / "mi_validation_table.md").read_text()
+    all_tasks = tasks()
+    assert len({t.name for t in all_tasks}) == len(all_tasks)
+    rng = np.random.default_rng(0)
+    for task in all_tasks:
+        assert f"| {task.name} |" in table, task.name
+        assert isinstance(task.note, str) and task.note, task.name
+        assert np.isfinite(task.mi) and task.mi >= 0, task.name
+        x, y = task.sample(rng, 400)
+        assert len(x) == len(y) == 400 and np.all(np.isfinite(x)) and np.all(np.isfinite(y))
+        dims = re.search(r"-(\d+)\+(\d+)", task.name)
+        if dims:
+            widths = (np.reshape(x, (400, -1)).shape[1], np.reshape(y, (400, -1)).shape[1])
+            assert widths == (int(dims[1]), int(dims[2])), task.name
+        classes = re.search(r"-(\d+)class", task.name)
+        if classes:
+            assert task.labels and set(np.unique(y)) == set(range(int(classes[1]))), task.name
+
+
+def test_gaussian_mi_reports_at_most_20_canonical_correlations():
+    from cch_jax.mi.gaussian import gaussian_mi
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 25))
+    y = x[:, :25] + rng.standard_normal((300, 25))
+    assert len(gaussian_mi(x, y)["canonical_correlations"]) == 20
+
+
+def test_normal_scores_are_reproducible_from_the_key():
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(0)
+    x = np.round(rng.standard_normal(300), 1)  # ties: broken at random, from the key
+    y = x + rng.standard_normal(300)
+    a, b = (estimate(x, y, key=jax.random.key(3), normal_scores=True) for _ in range(2))
+    assert a.value == b.value and a.stderr == b.stderr
+
+
+def test_permutation_p_value_counts_the_null_at_or_above_the_estimate():
+    # p = (1 + #{null values >= observed}) / (num + 1), from the null values it reports.
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal(200), rng.standard_normal(200)  # independent: p is not tiny
+    e = estimate(x, y, key=jax.random.key(0), estimator="gaussian", null=19)
+    null = e.details["null"]
+    above = sum(v >= e.value for v in null["values"])
+    assert above > 0 and null["p_value"] == (1 + above) / 20
+
+
+def test_knn_subsets_are_stratified_by_label():
+    from cch_jax.mi.api import _split_groups
+
+    labels = np.array([0] * 6 + [1] * 6)
+    groups = _split_groups(jax.random.key(0), 12, 3, labels)
+    for g in range(3):  # round-robin within each label: 2 of each per group
+        assert np.bincount(labels[groups == g], minlength=2).tolist() == [2, 2]
+
+
+def test_class_gaussians_pool_the_within_class_scatter_over_n_minus_c():
+    # Two classes of 2 rows each in 1-d, z = (0, 2 | 10, 14): class means 1 and 12, residuals
+    # (−1, 1 | −2, 2), within-class scatter 10, pooled variance 10/(4 − 2) = 5. Class 0: its own
+    # variance 2/(2 − 1) = 2 shrunk toward 5 with weight d/(n_c + d) = 1/3: 2·2/3 + 5/3 = 3.
+    from cch_jax.mi.copula import class_gaussians
+
+    means, covs = class_gaussians(np.array([[0.0], [2.0], [10.0], [14.0]]), np.array([0, 0, 1, 1]))
+    assert means.ravel().tolist() == [1.0, 12.0]
+    np.testing.assert_allclose(covs[0, 0, 0], 3.0 * (1 + 1e-9), rtol=1e-12)
+    np.testing.assert_allclose(covs[1, 0, 0], (8 * 2 / 3 + 5 / 3) * (1 + 1e-9), rtol=1e-12)
