@@ -802,3 +802,22 @@ def test_class_gaussians_pool_the_within_class_scatter_over_n_minus_c():
     assert means.ravel().tolist() == [1.0, 12.0]
     np.testing.assert_allclose(covs[0, 0, 0], 3.0 * (1 + 1e-9), rtol=1e-12)
     np.testing.assert_allclose(covs[1, 0, 0], (8 * 2 / 3 + 5 / 3) * (1 + 1e-9), rtol=1e-12)
+
+
+def test_normal_scores_are_the_normal_quantiles_of_rank_over_n_plus_1():
+    from scipy.stats import norm
+
+    from cch_jax.mi.copula import normal_scores
+
+    z = normal_scores(np.array([[5.0], [-1.0], [2.0]]), np.random.default_rng(0))
+    np.testing.assert_allclose(z.ravel(), norm.ppf([3 / 4, 1 / 4, 2 / 4]), rtol=1e-12, atol=0)
+
+
+def test_check_refuses_a_class_with_fewer_than_3_rows():
+    from cch_jax.mi.check import check_cch
+
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((40, 2))
+    y = np.r_[np.zeros(38, int), [1, 1]]
+    with pytest.raises(ValueError, match=r"every class needs at least 3 rows \(counts \[38, 2\]\)"):
+        check_cch(h, h + rng.standard_normal((40, 2)), y, labels=True)
