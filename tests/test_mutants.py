@@ -821,3 +821,73 @@ def test_check_refuses_a_class_with_fewer_than_3_rows():
     y = np.r_[np.zeros(38, int), [1, 1]]
     with pytest.raises(ValueError, match=r"every class needs at least 3 rows \(counts \[38, 2\]\)"):
         check_cch(h, h + rng.standard_normal((40, 2)), y, labels=True)
+
+
+def test_mixed_reference_unstandardised_by_brute_force():
+    # Ross (2014) by explicit pairwise max-norm distances, no KD-tree: d_i = k-th nearest other
+    # point of i's class, m_i = #{j: ‖x_j − x_i‖ < d_i} (i itself included), N_i = i's class size;
+    # I = ψ(n) + ψ(k) − ⟨ψ(N_i)⟩ − ⟨ψ(m_i)⟩. Raw (unstandardised) 2-d columns on different scales.
+    from scipy.special import digamma
+
+    from cch_jax.mi.reference import mixed_reference
+
+    rng = np.random.default_rng(2)
+    n, k = 40, 3
+    labels = rng.integers(0, 2, n)
+    x = rng.standard_normal((n, 2)) * [1.0, 30.0] + labels[:, None] * [1.0, 10.0]
+    dist = np.abs(x[:, None, :] - x[None, :, :]).max(-1)
+    terms = []
+    for i in range(n):
+        same = np.flatnonzero((labels == labels[i]) & (np.arange(n) != i))
+        d_i = np.sort(dist[i, same])[k - 1]
+        m_i = np.sum(dist[i] < d_i)
+        terms.append(digamma(np.sum(labels == labels[i])) + digamma(m_i))
+    want = digamma(n) + digamma(k) - np.mean(terms)
+    got = mixed_reference(x, labels, k=k, standardize=False)
+    assert got == pytest.approx(want, abs=1e-12)
+    assert mixed_reference(x[:, 1], labels, k=k, standardize=False) == pytest.approx(
+        mixed_reference(x[:, 1:], labels, k=k, standardize=False), abs=0
+    )
+
+
+def test_robust_scale_by_hand():
+    # column 0: quartiles 2, 3, 4 → centre 3, scale IQR/1.3489795 = 2/1.3489795 (+ 1e-12);
+    # column 1 is constant: IQR = 0 and sd = 0, so the scale is the 1e-12 guard alone.
+    from cch_jax.mi.neural import _robust_scale
+
+    a = np.array([[1.0, 7.0], [2.0, 7.0], [3.0, 7.0], [4.0, 7.0], [5.0, 7.0]])
+    med, scale = _robust_scale(a)
+    assert med.tolist() == [3.0, 7.0]
+    np.testing.assert_allclose(scale, [2 / 1.3489795 + 1e-12, 1e-12], rtol=1e-12)
+
+
+def test_neural_mi_names_an_unknown_bound():
+    from cch_jax.mi.neural import neural_mi
+
+    with pytest.raises(ValueError, match=r"^estimator='dv' must be one of \['infonce', 'mine'"):
+        neural_mi(np.zeros((10, 1)), np.zeros((10, 1)), key=jax.random.key(0), estimator="dv")
+
+
+def test_permutation_null_on_normal_scores_is_invariant_to_increasing_maps():
+    # normal scores depend on ranks only: x and exp(x) give the same estimate and the same null
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(150)
+    y = x + rng.standard_normal(150)
+    a, b = (
+        estimate(v, y, key=jax.random.key(1), normal_scores=True, null=4) for v in (x, np.exp(x))
+    )
+    assert a.value == b.value and a.details["null"]["values"] == b.details["null"]["values"]
+
+
+def test_check_subsample_keeps_every_row_of_a_small_class():
+    # 92 rows of class 0, 8 of class 1; 20 rows drawn, stratified: class 1 keeps min(8, its
+    # count) = 8 rows, i.e. all of them, each once; class 0 round(92·20/100) = 18 distinct rows.
+    from cch_jax.mi.check import _rows
+
+    y = np.r_[np.zeros(92, int), np.ones(8, int)]
+    h = np.arange(100.0)[:, None]
+    h1, _, ys = _rows(np.random.default_rng(0), 20, h, h, y, True)
+    assert sorted(h1[ys == 1, 0]) == list(range(92, 100))
+    assert len(np.unique(h1[ys == 0, 0])) == np.sum(ys == 0) == 18
