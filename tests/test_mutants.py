@@ -891,3 +891,26 @@ def test_check_subsample_keeps_every_row_of_a_small_class():
     h1, _, ys = _rows(np.random.default_rng(0), 20, h, h, y, True)
     assert sorted(h1[ys == 1, 0]) == list(range(92, 100))
     assert len(np.unique(h1[ys == 0, 0])) == np.sum(ys == 0) == 18
+
+
+def test_dense_and_student_t_tasks_have_their_structure():
+    # "dense": x and y rotated, so their cross-correlations are spread over every pair (an
+    # unrotated pair has them on the diagonal only: off-diagonal ~ 0 ± 1/√n); "student-t": each
+    # row scaled by its own χ²_ν draw, so the margins are heavy-tailed (a Gaussian's sample
+    # kurtosis is 3 ± 0.08 at n = 4000; a t with ν ≤ 5 has no finite fourth moment or ≥ 9).
+    from scipy.stats import kurtosis
+
+    from cch_jax.mi.tasks import tasks
+
+    rng = np.random.default_rng(0)
+    seen = set()
+    for task in tasks():
+        x, y = (np.reshape(a, (4000, -1)) for a in task.sample(rng, 4000))
+        if "dense" in task.name and x.shape[1] > 1:
+            c = np.corrcoef(x, y, rowvar=False)[: x.shape[1], x.shape[1] :]
+            assert np.max(np.abs(c - np.diag(np.diag(c)))) > 0.1, task.name
+            seen.add("dense")
+        if task.name.startswith("student-t"):
+            assert kurtosis(x[:, 0], fisher=False) > 4.5, task.name
+            seen.add("t")
+    assert seen == {"dense", "t"}
