@@ -914,3 +914,22 @@ def test_dense_and_student_t_tasks_have_their_structure():
             assert kurtosis(x[:, 0], fisher=False) > 4.5, task.name
             seen.add("t")
     assert seen == {"dense", "t"}
+
+
+def test_minibatches_are_drawn_from_every_training_row():
+    # One input x = 1 per row, targets (0, 0, 3): the least-squares weight is their mean, 1.
+    # Minibatch SGD draws rows uniformly with replacement, so its expected gradient is the full
+    # one and, with the step decayed to 0 (cosine), it ends near 1: within 0.2 here, where a
+    # draw that missed row 0 would end near 1.5 and one that only drew row 0 near 0.
+    from cch_jax.data.arrays import ArrayData
+    from cch_jax.train import TrainConfig, make_train
+
+    ones = np.ones((3, 1))
+    data = ArrayData(ones, np.array([0.0, 0.0, 3.0]), np.zeros(3), ones, np.array([1.0, 1.0, 1.0]))
+    config = TrainConfig(
+        task="regression", data=data, model="linear", steps=2000, eval_every=2000,
+        batch_size=2, optimizer="sgd", schedule="cosine",
+    )  # fmt: skip
+    res = jax.jit(make_train(config))(data, jax.random.key(0), 0.0, 1.0, 0.05)
+    w = float(np.asarray(res.params["params"]["head"]["kernel"]).ravel()[0])
+    assert abs(w - 1.0) < 0.2, w
