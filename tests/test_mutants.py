@@ -933,3 +933,15 @@ def test_minibatches_are_drawn_from_every_training_row():
     res = jax.jit(make_train(config))(data, jax.random.key(0), 0.0, 1.0, 0.05)
     w = float(np.asarray(res.params["params"]["head"]["kernel"]).ravel()[0])
     assert abs(w - 1.0) < 0.2, w
+
+
+def test_a_constant_column_is_named_with_its_value():
+    from cch_jax.mi.validate import validate
+
+    x = np.c_[np.arange(20.0), np.full(20, 2.0)]
+    with pytest.raises(
+        ValueError,
+        match=r"^x: column 1 is constant \(value 2\); every column must vary \(drop constant "
+        r"columns\)$",
+    ):
+        validate(x, np.arange(20.0), names=("x", "y"))
