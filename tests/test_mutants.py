@@ -945,3 +945,15 @@ def test_a_constant_column_is_named_with_its_value():
         r"columns\)$",
     ):
         validate(x, np.arange(20.0), names=("x", "y"))
+
+
+def test_check_accepts_few_rows_when_the_validated_range_is_not_required():
+    # The gc family needs n > d + 2 rows for its Wishart bias correction; 20 rows of 2 + 2 + 1
+    # columns are enough when the caller waives the validated range (an answer, not an error).
+    from cch_jax.mi.check import check_cch
+
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((20, 2))
+    y = h[:, :1] + rng.standard_normal((20, 1))
+    r = check_cch(h, h + rng.standard_normal((20, 2)), y, labels=False, require_validated=False)
+    assert r.to_dict()["n"] == 20
