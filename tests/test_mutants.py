@@ -957,3 +957,17 @@ def test_check_accepts_few_rows_when_the_validated_range_is_not_required():
     y = h[:, :1] + rng.standard_normal((20, 1))
     r = check_cch(h, h + rng.standard_normal((20, 2)), y, labels=False, require_validated=False)
     assert r.to_dict()["n"] == 20
+
+
+def test_validate_cov_size_and_finiteness_errors_whole():
+    from theory.model import validate_cov
+
+    batch = np.broadcast_to(np.eye(4), (2, 3, 4, 4))  # (d, d) = (4, 4) where p1 + p2 + 1 = 5
+    with pytest.raises(
+        ValueError, match=r"^cov of size 4 must have size p1\+p2\+1=5 \(ordered \[x1, x2, y\]\)$"
+    ):
+        validate_cov(batch, 2, 2)
+    bad = np.eye(3)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"^cov has non-finite entries \(NaN or inf\)$"):
+        validate_cov(bad, 1, 1)
