@@ -971,3 +971,27 @@ def test_validate_cov_size_and_finiteness_errors_whole():
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match=r"^cov has non-finite entries \(NaN or inf\)$"):
         validate_cov(bad, 1, 1)
+
+
+def test_validate_cov_symmetry_is_relative_to_each_matrix_and_pd_strict():
+    from theory.model import SYMMETRY_RTOL, validate_cov
+
+    def skewed(scale, rel):  # scale·I (3 × 3) with one off-diagonal pair apart by rel·scale
+        c = scale * np.eye(3)
+        c[0, 1] = rel * scale
+        return c
+
+    validate_cov(skewed(1e4, SYMMETRY_RTOL / 10), 1, 1)  # relative: 1e-11 passes at any scale
+    with pytest.raises(ValueError, match="not symmetric"):
+        validate_cov(skewed(1e-4, 10 * SYMMETRY_RTOL), 1, 1)  # 1e-9 relative fails, though tiny
+    with pytest.raises(ValueError, match="not symmetric"):  # per matrix, not per batch
+        validate_cov(np.stack([skewed(1e4, 0.0), skewed(1.0, 10 * SYMMETRY_RTOL)]), 1, 1)
+    exact = np.eye(3)
+    exact[0, 1] = SYMMETRY_RTOL  # asymmetry exactly at the tolerance (scale 1) is accepted
+    validate_cov(exact, 1, 1)
+    # Positive definite strictly: the zero matrix (smallest eigenvalue exactly 0) is refused, and
+    # diag(1, −2, 3)'s smallest eigenvalue is reported as it is.
+    with pytest.raises(ValueError, match=r"^cov is not positive definite: smallest eigenvalue 0 "):
+        validate_cov(np.zeros((3, 3)), 1, 1)
+    with pytest.raises(ValueError, match=r"smallest eigenvalue -2 must be > 0$"):
+        validate_cov(np.diag([1.0, -2.0, 3.0]), 1, 1)
