@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -644,13 +646,8 @@ def test_collecting_the_suite_does_not_start_jax():
     # `make mutate` forks every mutant's worker from a process that has only collected the
     # tests; once JAX has started its backend (and threads), such a fork hangs and each mutant
     # times out. So no test module may build a JAX array or key at import or in a parametrize.
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
-        [sys.executable, "-c", COLLECT_ONLY], cwd=root, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", COLLECT_ONLY], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "backends []" in proc.stdout, proc.stdout[-500:]

@@ -4,9 +4,9 @@
 
 Reads the names of every generated mutant from mutants/**/*.meta (written by any `make mutate`
 run: mutmut generates all mutants of the `only_mutate` files, whatever it then runs), keeps those
-matching a shell-style PATTERN and no --exclude pattern, and prints N of them drawn without replacement with NumPy's
-generator seeded S. A uniform sample gives an unbiased estimate of a module group's kill rate
-when running all of its mutants would take hours (docs/testing.md, run 5).
+matching a shell-style PATTERN and no --exclude pattern, and prints N of them drawn without
+replacement with NumPy's generator seeded S. A uniform sample gives an unbiased estimate of a
+module group's kill rate when running all of its mutants would take hours (docs/testing.md, run 6).
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", type=Path, default=Path("mutants"))
     args = p.parse_args(argv)
+    match = lambda name, patterns: any(fnmatch.fnmatch(name, q) for q in patterns)  # noqa: E731
     names = [
-        n for n in mutant_names(args.root) if any(fnmatch.fnmatch(n, q) for q in args.patterns)
+        n for n in mutant_names(args.root) if match(n, args.patterns) and not match(n, args.exclude)
     ]
     if not names:
         print(
