@@ -43,6 +43,12 @@ def stratified_split(labels, test_fraction: float, seed: int):
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def seed_keys(key, seeds: int):
+    """(seeds,) training keys fold_in(key, s): prefix-stable, so a run with more seeds extends one
+    with fewer (seed s trains the same networks whatever the seed count)."""
+    return jax.vmap(lambda s: jax.random.fold_in(key, s))(np.arange(seeds))
+
+
 def standardise(train, test):
     """z-score both with the training split's mean and sd (sd 0 → 1)."""
     mu, sd = train.mean(0), train.std(0)

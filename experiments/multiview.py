@@ -70,6 +70,7 @@ from experiments._real import (
     mi_teacher_student,
     mlp_config,
     reduce_features,
+    seed_keys,
     standardise,
     stratified_split,
     tally,
@@ -136,7 +137,7 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     y_te = np.stack([y[te] for _, te in splits])
     key = jax.random.key(cfg["key"])
     k_train, k_mi = jax.random.split(key)
-    keys = jax.random.split(k_train, S)  # one key per seed: teachers, baseline and KD students
+    keys = seed_keys(k_train, S)  # one key per seed: teachers, baseline and KD students
     config = mlp_config(cfg, C)
     lams, temps = lam_temp_grid(cfg)
     G = lams.size

@@ -36,7 +36,6 @@ import math
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from cch_jax.train import ArrayData
@@ -63,6 +62,7 @@ from experiments._real import (
     mi_teacher_student,
     mlp_config,
     reduce_features,
+    seed_keys,
     standardise,
     stratified_split,
     tally,
@@ -239,7 +239,7 @@ def run_cohort(cohort: str, cfg, key, data=None) -> dict:
     y_tr = np.stack([y[tr] for tr, _ in splits])
     y_te = np.stack([y[te] for _, te in splits])
     k_train, k_mi = jax.random.split(key)
-    keys = jax.vmap(lambda s: jax.random.fold_in(k_train, s))(jnp.arange(S))  # prefix-stable
+    keys = seed_keys(k_train, S)
     # PAAD has 124 training patients: a minibatch is at most the training split (with replacement).
     config = mlp_config({**cfg, "batch_size": min(cfg["batch_size"], y_tr.shape[1])}, C)
     s0 = cfg["check_seed"]

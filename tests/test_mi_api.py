@@ -110,6 +110,8 @@ def test_neural_estimators_accurate_on_easy_gaussian_and_null_on_independent():
         assert mi - 0.2 < e.value < mi + 0.05, (name, e.value, mi)
         if name == "infonce":
             assert e.value <= e.details["upper_limit"] + 1e-9
+            # neural_mi's documented default: no weight decay (plain Adam), as an explicit 0
+            assert estimate(x, y, key=key0(), estimator=name, weight_decay=0.0).value == e.value
         null = estimate(x, yp, key=key0(), estimator=name)
         assert null.value > -0.03 and null.ci_high > -0.01, (name, null.value, null.ci)
 

@@ -992,3 +992,94 @@ def test_validate_cov_symmetry_is_relative_to_each_matrix_and_pd_strict():
         validate_cov(np.zeros((3, 3)), 1, 1)
     with pytest.raises(ValueError, match=r"smallest eigenvalue -2 must be > 0$"):
         validate_cov(np.diag([1.0, -2.0, 3.0]), 1, 1)
+
+
+# --- the latent estimator (run 6's survivors) ---------------------------------------------------
+# One configuration for every call, so the autoencoders compile once for these tests.
+LATENT = dict(latent_dim=2, steps=20, hidden=8, seeds=2, lr=1e-2, transform="standard")
+
+
+def _latent_data(n=200):
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((n, 2))
+    x = np.c_[z, rng.standard_normal(n)]
+    y = z + 0.5 * rng.standard_normal((n, 2))
+    return x, y
+
+
+def test_latent_estimate_is_invariant_to_shifting_the_inputs():
+    # MI is invariant to translations, and transform="standard" centres each input on its training
+    # half first: shifting x by a constant changes nothing but rounding (~1e-14).
+    from cch_jax.mi.latent import latent_mi
+
+    x, y = _latent_data()
+    a = latent_mi(x, y, key=jax.random.key(1), **LATENT)
+    b = latent_mi(x + 50.0, y - 20.0, key=jax.random.key(1), **LATENT)
+    assert a["value"] > 0.05  # dependent data: not a vacuous 0 = 0
+    np.testing.assert_allclose(b["value"], a["value"], rtol=1e-6)
+    np.testing.assert_allclose(b["stderr"], a["stderr"], rtol=1e-6)
+
+
+def test_latent_estimate_uses_10_disjoint_subsets_by_default():
+    # docs/mi_validation_table.md: the kNN stderr comes from m = 10 disjoint random subsets. With
+    # 100 evaluation rows and k = 3, up to 25 subsets would fit, so 10 is the default's choice.
+    from cch_jax.mi.latent import latent_mi
+
+    x, y = _latent_data()
+    default = latent_mi(x, y, key=jax.random.key(1), **LATENT)
+    ten = latent_mi(x, y, key=jax.random.key(1), subsets=10, **LATENT)
+    eleven = latent_mi(x, y, key=jax.random.key(1), subsets=11, **LATENT)
+    assert default["stderr"] == ten["stderr"] != eleven["stderr"]
+
+
+@pytest.mark.parametrize("constant", ["x", "y"])
+def test_latent_estimate_with_a_constant_variable_is_exactly_zero(constant):
+    # A constant input gives a constant latent code, which gets a ramp of spread 1e-9 to break
+    # ties. Every other distance is far larger, so in KSG each point's k-th neighbour is set by the
+    # other variable alone: n_const = N − 1 and n_other = k − 1 for every point, and
+    # I = ψ(k) + ψ(N) − ψ(N) − ψ(k) = 0 exactly (for the full set and every subset).
+    from cch_jax.mi.latent import latent_mi
+
+    x, y = _latent_data()
+    if constant == "x":
+        x = np.full_like(x, 3.0)
+    else:
+        y = np.full_like(y, -1.0)
+    e = latent_mi(x, y, key=jax.random.key(1), **LATENT)
+    assert abs(e["value"]) < 1e-12 and e["stderr"] < 1e-12, e
+    assert e["zero_eps"] == 0  # the details key docs/mi_validation_table.md names
+
+
+def test_strata_given_as_a_column_are_the_same_labels():
+    # An (n, 1) column of labels means the same as (n,) everywhere in the API (y included).
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((120, 2))
+    y = x[:, :1] + rng.standard_normal((120, 1))
+    s = rng.integers(0, 3, 120)
+    flat = estimate(x, y, key=jax.random.key(0), estimator="ksg", strata=s)
+    col = estimate(x, y, key=jax.random.key(0), estimator="ksg", strata=s[:, None])
+    assert col.stderr == flat.stderr and col.value == flat.value
+
+
+def test_class_surrogate_standard_error_matches_the_spread_of_repeated_estimates():
+    # i12_se estimates the sd of the Monte Carlo mean Î12 over the draws. Data symmetric under
+    # z → −z with the classes swapped make the fitted model symmetric, so t12 has the same law in
+    # both classes and the stratified draws (2 per class here) are exchangeable: then E[i12_se²] =
+    # Var(Î12) exactly (sample variance with ddof 1 is unbiased). Check it over 600 repeats, with
+    # the paired difference d_r = i12_se_r² − (Î12_r − mean)²·R/(R − 1), mean 0 within 4 SE.
+    from cch_jax.mi.check import class_surrogate
+
+    rng = np.random.default_rng(0)
+    z2 = rng.standard_normal((20, 2)) + [1.5, 0.0]
+    z1 = z2 @ np.array([[0.8], [0.3]]) + 0.5 * rng.standard_normal((20, 1))
+    z1, z2 = np.r_[z1, -z1], np.r_[z2, -z2]
+    labels = np.r_[np.zeros(20, int), np.ones(20, int)]
+    runs = [class_surrogate(z1, z2, labels, np.random.default_rng(r), mc=4) for r in range(600)]
+    est = np.array([s.i12 for s in runs])
+    se2 = np.array([s.i12_se for s in runs]) ** 2
+    R = est.size
+    d = se2 - (est - est.mean()) ** 2 * R / (R - 1)
+    assert abs(d.mean()) < 4 * d.std(ddof=1) / np.sqrt(R), (d.mean(), d.std(ddof=1), est.var())
+    assert d.std(ddof=1) / np.sqrt(R) < 0.1 * est.var()  # power: a 3/2 factor in se² would show

@@ -132,11 +132,14 @@ def latent_mi(
     groups[np.asarray(jax.random.permutation(k_sub, ne))] = np.arange(ne) % m
     values, sub_var, zero = [], [], 0
     for s in range(seeds):
-        # latent codes can be (nearly) constant in a coordinate; jitter-free standardisation guard
-        a = zx[s] + 0.0
-        b = zy[s] + 0.0
-        a[:, a.std(0) == 0] += np.linspace(0, 1e-9, ne)[:, None]
-        b[:, b.std(0) == 0] += np.linspace(0, 1e-9, ne)[:, None]
+        # A code coordinate that is constant (a constant input, a dead unit) carries no
+        # information: drop it. (Jittering it instead, as before, made it a full-scale random
+        # coordinate once KSG standardised it.) With every coordinate constant, the MI is 0.
+        a, b = zx[s][:, zx[s].std(0) > 0], zy[s][:, zy[s].std(0) > 0]
+        if a.shape[1] == 0 or b.shape[1] == 0:
+            values.append(0.0)
+            sub_var.append(0.0)
+            continue
         v, z0 = ksg(a, b, k=k, tile=tile)
         sub, _ = ksg(a, b, k=k, tile=tile, groups=groups)
         values.append(float(v[0]))

@@ -277,6 +277,7 @@ def neural_mi(
     empirical CDF (MI-preserving, |z| ≤ 3.1 at n = 2000); "robust" centres by the median and scales
     by IQR/1.349 instead. Either is then clipped to ±clip (0: no clipping), so heavy tails cannot
     blow up exp(critic). A negative estimate is returned as is ("no evidence of dependence").
+    Optimiser: AdamW with `weight_decay` (default 0: plain Adam, no decay).
     """
     if estimator not in BOUNDS:
         raise ValueError(f"estimator={estimator!r} must be one of {sorted(BOUNDS)}")
