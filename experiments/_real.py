@@ -5,6 +5,8 @@ See experiments/multiview.py for how they are used and docs/results.md for the d
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
@@ -113,6 +115,14 @@ def mean_sem(a, axis=-1):
     m = np.nanmean(a, axis=axis)
     sd = np.nanstd(a, axis=axis, ddof=1) if np.all(n > 1) else np.zeros_like(m)
     return m, sd / np.sqrt(np.maximum(n, 1))
+
+
+def seeds_for_2sem(delta) -> int | None:
+    """Seeds at which |mean Δ| would reach 2 SEM if mean and per-seed sd stayed as measured
+    (ceil((2 sd / |mean|)²)); None when the mean is 0."""
+    d = np.asarray(delta, np.float64)
+    m, sd = abs(d.mean()), d.std(ddof=1)
+    return None if m == 0 else max(2, math.ceil((2 * sd / m) ** 2))
 
 
 def tally(gap, delta) -> dict:

@@ -71,6 +71,7 @@ from experiments._real import (
     mlp_config,
     reduce_features,
     seed_keys,
+    seeds_for_2sem,
     standardise,
     stratified_split,
     tally,
@@ -326,6 +327,8 @@ def summarise(arrays, cfg) -> dict:
             "student_acc": float(arrays["student_acc"][vj].mean()),
             "delta_acc": float(dm[r]),
             "delta_acc_sem": float(ds[r]),
+            "delta_acc_beyond_2sem": bool(abs(dm[r]) > 2 * ds[r]),
+            "seeds_for_2sem_acc": seeds_for_2sem(delta[r]),
         }
         for name, g in gaps.items():
             gm, gs = mean_sem(g[r])
@@ -351,7 +354,17 @@ def summarise(arrays, cfg) -> dict:
         }
         for i, sigma in enumerate(noise)
     }
+    beyond = np.abs(dm) > 2 * ds
+    need = [s for s, b in zip((r["seeds_for_2sem_acc"] for r in rows), beyond) if not b and s]
+    print(
+        f"[{NAME}] Δacc beyond 2 SEM in {int(beyond.sum())}/{beyond.size} settings; the others "
+        f"would need {min(need, default=0)}–{max(need, default=0)} seeds (median "
+        f"{int(np.median(need)) if need else 0}) at their measured mean and spread",
+        flush=True,
+    )
     return {
+        "delta_acc_beyond_2sem": int(beyond.sum()),
+        "seeds_for_2sem_acc_of_the_others": need,
         "tallies_by_noise": by_noise,
         "spearman_gap_delta": spearman(gaps, delta, noise_ix),
         "ranking_by_i_h_y": ranking,

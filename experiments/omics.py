@@ -32,7 +32,6 @@ the spread over seeds instead. All MIs in nats.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import jax
@@ -63,6 +62,7 @@ from experiments._real import (
     mlp_config,
     reduce_features,
     seed_keys,
+    seeds_for_2sem,
     standardise,
     stratified_split,
     tally,
@@ -420,14 +420,6 @@ def stacked_checks(arrays, cfg) -> dict:
     """The per-cohort check_* arrays concatenated over cohorts, in the order of `settings`."""
     keys = {k.split("/", 1)[1] for k in arrays if "/check_" in k}
     return {k: np.concatenate([arrays[f"{c}/{k}"] for c in cfg["cohorts"]]) for k in keys}
-
-
-def seeds_for_2sem(delta) -> int | None:
-    """Seeds at which |mean Δ| would reach 2 SEM if mean and per-seed sd stayed as measured
-    (ceil((2 sd / |mean|)²)); None when the mean is 0."""
-    d = np.asarray(delta, np.float64)
-    m, sd = abs(d.mean()), d.std(ddof=1)
-    return None if m == 0 else max(2, math.ceil((2 * sd / m) ** 2))
 
 
 def summarise(arrays, cfg) -> dict:
