@@ -11,12 +11,16 @@ made from the no-KD student only:
     probe never sees a KD student), temperature = each grid T (slopes and gains averaged over T);
     slope (negative: KD predicted to help) and the curve's gain at the grid λs (grid mean);
   * student: `student_slope` of the full no-KD MLP: its training loss on the training rows (with
-    the teacher's training logits), held-out cross-entropy on the test rows; damped CG.
+    the teacher's training logits), held-out cross-entropy on the test rows; damped CG on the
+    Gauss–Newton matrix (CONFIG["curvature"]): with the exact Hessian (curvature="hessian"), CG
+    solved none of the 66 settings (relative residuals 0.12 to 125; a minibatch-trained MLP is
+    not at a minimum and its Hessian is indefinite), so every full-student slope was left out.
 
 Outputs results/predict_validation/{results.npz, results.json}; docs/results.md has the table.
 
     python -m experiments.predict_validation             # CONFIG
     python -m experiments.predict_validation --quick     # 3 views, 2 noise levels, 2 seeds
+    python -m experiments.predict_validation --quick --out=DIR   # saved in DIR/predict_validation
     python -m experiments.predict_validation mnist_m     # needs results/medium/mnist_m
     python -m experiments.predict_validation multiview omics mnist_m --reuse=DIR1,DIR2
     python -m experiments.predict_validation --table [DIR]   # docs/results.md's table
@@ -75,7 +79,16 @@ CONFIG = dict(
     folds=3,
     bootstrap=1000,
     damping=1e-3,
-    cg_iters=50,
+    # The full student's curvature (cch_jax.predict.CURVATURES): "gauss-newton" (positive
+    # semi-definite: damped CG converges) or "hessian" (indefinite here: CG never solved).
+    curvature="gauss-newton",
+    # CG iterations of the full student's solve. Gauss–Newton, float32, δ = 1e-3, relative
+    # residuals measured on quick-run students: multiview fac and omics mirna (6.8k-14.5k
+    # parameters) 0.07-0.1 after 50 iterations, 2e-5 to 4e-5 after 200; omics methylation and
+    # fusion (26k-32k) 9e-3 to 1.3e-2 after 200, 6e-5 to 7e-5 after 500, float32's floor 4e-5
+    # after 1000 or 2000 (in float64: 2e-5 to 7e-5 after 200, 1e-10 after 500). The slopes moved
+    # by at most 2e-4 (relative) past 200 iterations.
+    cg_iters=500,
     probe_steps=150,
     # mnist_m's probes (5000 rows × 64 features, 10 classes, float64) at T = 2 only: the run's
     # three temperatures would triple ~30 probes of about a minute each.
@@ -187,6 +200,7 @@ def run_multiview(cfg) -> dict:
                             temperature=T,
                             damping=cfg["damping"],
                             maxiter=cfg["cg_iters"],
+                            curvature=cfg["curvature"],
                             bootstrap=cfg["bootstrap"],
                             seed=s,
                         )
@@ -334,6 +348,7 @@ def run_omics(cfg, pcfg) -> dict:
                         temperature=T,
                         damping=pcfg["damping"],
                         maxiter=pcfg["cg_iters"],
+                        curvature=pcfg["curvature"],
                         bootstrap=pcfg["bootstrap"],
                         seed=s,
                     )
@@ -623,5 +638,7 @@ if __name__ == "__main__":
     else:
         # --reuse DIR[,DIR]: load the experiments a run in DIR finished instead of re-running them
         reuse = next((a.split("=", 1)[1].split(",") for a in args if a.startswith("--reuse=")), ())
+        # --out=DIR: save to DIR/predict_validation instead of ./results/[quick/]predict_validation
+        out = next((a.split("=", 1)[1] for a in args if a.startswith("--out=")), None)
         chosen = tuple(a for a in args if not a.startswith("--")) or ("multiview", "omics")
-        main(quick="--quick" in args, experiments=chosen, reuse=reuse)
+        main(quick="--quick" in args, out=out, experiments=chosen, reuse=reuse)

@@ -19,7 +19,7 @@ import theory
 from cch_jax import predict as P
 from cch_jax.cli import main
 from cch_jax.losses import classification_kd_loss, regression_kd_loss
-from cch_jax.models import LinearStudent
+from cch_jax.models import LinearStudent, MLPStudent
 
 N, K, REPS = 60, 3, 400  # n_train = 40 > p2 + 3: the slope has a finite variance
 N_TRAIN = N - N // K
@@ -401,3 +401,173 @@ def test_constant_feature_columns_are_dropped_not_nan():
     np.testing.assert_allclose(a.slope.slope, b.slope.slope, rtol=1e-5)
     with pytest.raises(ValueError, match="all 2 columns are constant"):
         P.predict_probe(np.ones((n, 2)), y, t, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gauss–Newton curvature (P4)
+# ---------------------------------------------------------------------------------------------
+
+
+def small_classification(n, m, d=4, c=3, seed=0):
+    """Training rows (x, y, teacher logits t) and validation rows (xv, yv), float64."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((d, c))
+    x, xv = rng.standard_normal((n, d)), rng.standard_normal((m, d))
+    y = (x @ w + rng.gumbel(size=(n, c))).argmax(1)
+    yv = (xv @ w + rng.gumbel(size=(m, c))).argmax(1)
+    return (x, y, 0.8 * x @ w + rng.standard_normal((n, c))), (xv, yv)
+
+
+def float64_params(model, x, seed=0):
+    return jax.tree.map(lambda a: a.astype(jnp.float64), model.init(jax.random.key(seed), x))
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_gauss_newton_is_the_hessian_for_a_model_linear_in_its_parameters(task):
+    # z = Xw: ∂²z/∂w² = 0, so ∇²L = Jᵀ∇²_zℓ J exactly (P4): the same linear system, the same slope.
+    # Regression: against the closed form dŵ/dλ = ŵ_t − ŵ₀ (as above). Classification (random
+    # weights, a convex loss: H + δI positive definite): against the exact-Hessian slope.
+    if task == "regression":
+        model, w1 = gaussian_model("helps")
+        rng = np.random.default_rng(9)
+        (x, y, t), (xv, yv, _) = draw(model, w1, rng, 40), draw(model, w1, rng, 30)
+        student = LinearStudent()
+        w0, wt = (np.linalg.lstsq(x, v, rcond=None)[0] for v in (y, t))
+        params = float64_params(student, x)
+        params["params"]["head"]["kernel"] = jnp.asarray(w0[:, None])
+        kw = dict(task=task, damping=0.0)
+        res = P.student_slope(student, params, (x, y, t), (xv, yv), curvature="gauss-newton", **kw)
+        expected = -2 * (yv - xv @ w0) * (xv @ (wt - w0))
+    else:
+        (x, y, t), (xv, yv) = small_classification(60, 30)
+        student = LinearStudent(out=3, use_bias=True)
+        params = float64_params(student, x, seed=3)
+        kw = dict(task=task, temperature=2.0, damping=1e-3)
+        res = P.student_slope(student, params, (x, y, t), (xv, yv), curvature="gauss-newton", **kw)
+        ref = P.student_slope(student, params, (x, y, t), (xv, yv), **kw)
+        assert ref.curvature == "hessian" and ref.cg_residual < 1e-10
+        expected = ref.rows
+    assert res.curvature == "gauss-newton" and res.to_dict()["curvature"] == "gauss-newton"
+    assert res.cg_residual < 1e-10 and abs(res.slope) > 1e-3
+    np.testing.assert_allclose(res.rows, expected, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_gauss_newton_slope_is_the_dense_solve(task):
+    # A ReLU MLP at its random initial weights (far from a minimum). Dense, from the definitions:
+    # J = ∂z/∂w by jacfwd; ∇²_zℓ of the mean loss over n rows: 2I/n (squared error) or
+    # blocks (diag p_i − p_i p_iᵀ)/n (cross-entropy, p_i = softmax(z_i)); g = ∇_w ∂λL = Jᵀ∇_z ∂λL
+    # with ∇_z ∂λL = 2(f − t)/n (regression) or [T(softmax(z/T) − softmax(t/T)) − (p − e_y)]/n
+    # (∂λ of (1 − λ)CE + λT²KL); direction = −(JᵀHJ + δI)⁻¹ g by numpy; s_j = ∇ℓ_j ᵀ direction.
+    from jax.flatten_util import ravel_pytree
+
+    (x, y, t), (xv, yv) = small_classification(50, 20, d=3)
+    n, m, c, T, delta = len(x), len(xv), 3, 2.0, 1e-2
+    if task == "regression":
+        y, yv, t = x[:, 0] - x[:, 1] ** 2, xv[:, 0] - xv[:, 1] ** 2, x[:, 0]
+        c = 1
+    model = MLPStudent(hidden=(4,), out=c)
+    params = float64_params(model, x, seed=2)
+    flat, unravel = ravel_pytree(params)
+    # ∂z/∂w on the training then the validation rows, (n·C + m·C, p): one jitted jacfwd.
+    both = np.concatenate([x, xv])
+    J_all = np.asarray(
+        jax.jit(jax.jacfwd(lambda w: model.apply(unravel(w), both).reshape(-1)))(flat)
+    )
+    J, Jv = J_all[: n * c], J_all[n * c :]
+    z, zv = np.asarray(model.apply(params, x)), np.asarray(model.apply(params, xv))
+
+    def softmax(a):
+        e = np.exp(a - a.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    if task == "regression":
+        Hz = 2 * np.eye(n) / n
+        dz = 2 * (z[:, 0] - t) / n
+        dl_val = -2 * (yv - zv[:, 0])[:, None]  # ∂ℓ_j/∂f_j, (m, 1)
+    else:
+        p = softmax(z)
+        Hz = np.zeros((n * c, n * c))
+        for i in range(n):
+            Hz[i * c : (i + 1) * c, i * c : (i + 1) * c] = (
+                np.diag(p[i]) - np.outer(p[i], p[i])
+            ) / n
+        dz = (T * (softmax(z / T) - softmax(t / T)) - (p - np.eye(c)[y])).reshape(-1) / n
+        dl_val = softmax(zv) - np.eye(c)[yv]  # ∂CE_j/∂z_j, (m, C)
+    G = J.T @ Hz @ J
+    direction = -np.linalg.solve(G + delta * np.eye(flat.size), J.T @ dz)
+    expected = np.sum(dl_val * (Jv @ direction).reshape(m, c), axis=1)
+    kw = dict(task=task, temperature=T, damping=delta, maxiter=200, curvature="gauss-newton")
+    res = P.student_slope(model, params, (x, y, t), (xv, yv), **kw)
+    assert res.cg_residual < 1e-10, res.cg_residual
+    assert np.abs(expected).max() > 1e-3  # not a vacuous 0 = 0
+    np.testing.assert_allclose(res.rows, expected, rtol=1e-8, atol=1e-12 * np.abs(expected).max())
+
+
+def test_gauss_newton_solves_for_a_briefly_trained_relu_mlp():
+    # 100 Adam steps on minibatches of 32 (16 epochs): not at a minimum (‖∇L‖ = 0.058), and
+    # H + δI is indefinite (measured: smallest eigenvalue of H −0.029 ≪ −δ = −1e-3). G + δI is
+    # positive definite: 100 CG iterations (147 parameters) solve it (measured residual 2e-8).
+    # The exact-Hessian solve with the same iterations fails here (measured residual 0.49, so no
+    # verdict; 0.32 after 50 iterations); not asserted: a second compile would double the test's
+    # time, and the indefinite solve's residual is a property of this problem, not of the code.
+    import optax
+
+    from cch_jax.losses import cross_entropy
+
+    (x, y, t), (xv, yv) = small_classification(200, 100, d=5, seed=1)
+    model = MLPStudent(hidden=(16,), out=3)
+    params = float64_params(model, x)
+    opt = optax.adam(1e-2)
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+
+    @jax.jit
+    def step(p, state, rows):
+        g = jax.grad(lambda q: cross_entropy(model.apply(q, xj[rows]), yj[rows]))(p)
+        u, state = opt.update(g, state, p)
+        return optax.apply_updates(p, u), state
+
+    rng = np.random.default_rng(0)
+    w, state = params, opt.init(params)
+    for rows in np.concatenate([rng.permutation(200) for _ in range(16)]).reshape(100, 32):
+        w, state = step(w, state, rows)
+    kw = dict(task="classification", temperature=2.0, damping=1e-3, maxiter=100, bootstrap=200)
+    gn = P.student_slope(model, w, (x, y, t), (xv, yv), curvature="gauss-newton", **kw)
+    assert gn.grad_norm > 1e-2  # not at a minimum
+    assert gn.cg_residual < 1e-3 * P.CG_RESIDUAL_MAX and gn.cg_converged, gn.cg_residual
+    assert gn.curvature == "gauss-newton" and gn.verdict in P.VERDICTS
+
+
+def test_curvature_argument_errors():
+    (x, y, t), (xv, yv) = small_classification(10, 5)
+    model = LinearStudent(out=3)
+    params = float64_params(model, x)
+    args = (model, params, (x, y, t), (xv, yv))
+    for bad in ("newton", "Gauss-Newton", None, 1):
+        with pytest.raises(
+            ValueError, match=r"curvature=.* must be one of 'hessian', 'gauss-newton'"
+        ):
+            P.student_slope(*args, task="classification", curvature=bad)
+    with pytest.raises(ValueError, match=r"temperature=0.0 must be a finite number > 0"):
+        P.student_slope(*args, task="classification", temperature=0.0)
+    with pytest.raises(ValueError, match=r"damping=-1.0 must be a finite number >= 0"):
+        P.student_slope(*args, task="classification", damping=-1.0, curvature="gauss-newton")
+    loss = lambda w, lam: jnp.sum(w**2) + lam * jnp.sum(w)
+    w = jnp.ones(3)
+    with pytest.raises(ValueError, match="curvature='diagonal' must be one of"):
+        P.implicit_derivative(loss, w, curvature="diagonal")
+    with pytest.raises(
+        ValueError, match="outputs=None must be a function with curvature='gauss-newton'"
+    ):
+        P.implicit_derivative(loss, w, curvature="gauss-newton", output_loss=jnp.sum)
+    with pytest.raises(ValueError, match="output_loss=None must be a function"):
+        P.implicit_derivative(loss, w, curvature="gauss-newton", outputs=lambda v: v)
+    with pytest.raises(ValueError, match="outputs is used only with curvature='gauss-newton'"):
+        P.implicit_derivative(loss, w, outputs=lambda v: v)
+    # The same loss written as ℓ(z(w)) = Σz² with z = w: G = H = 2I, direction −(2I)⁻¹·1.
+    for kw in (
+        {},
+        dict(curvature="gauss-newton", outputs=lambda v: v, output_loss=lambda z: jnp.sum(z**2)),
+    ):
+        direction, residual = P.implicit_derivative(loss, w, **kw)
+        np.testing.assert_allclose(direction, -0.5 * np.ones(3), rtol=1e-12)
