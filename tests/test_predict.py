@@ -107,6 +107,11 @@ def test_row_losses_average_to_the_engine_losses():
     np.testing.assert_allclose(total, ref, rtol=1e-12)
 
 
+# The probe programs compile once per static configuration and input shape (a compile of the
+# L-BFGS fits costs ~5 s): the probe tests below share this shape, temperature 2 and 3 folds.
+SHARED_SHAPE = dict(n=300, d=12, c=4)
+
+
 def classification_data(n=90, d=4, c=3, seed=0):
     rng = np.random.default_rng(seed)
     h = rng.standard_normal((n, d))
@@ -118,7 +123,7 @@ def classification_data(n=90, d=4, c=3, seed=0):
 def test_logistic_slope_is_the_derivative_of_the_refitted_curve():
     # The curve refits each fold's probe at λ = ε (to ‖∇L‖ <= 1e-10): gain(ε)/ε = −slope + O(ε).
     # With ε = 1e-5 the O(ε) term and the fit error (≈ 1e-10/ε) are both ~1e-5 of the slope.
-    h, y, t = classification_data()
+    h, y, t = classification_data(**SHARED_SHAPE)
     eps = 1e-5
     kw = dict(temperature=2.0, folds=3, seed=1, bootstrap=100)
     slope = P.probe_slope(h, y, t, **kw)
@@ -373,7 +378,7 @@ def test_probe_solves_in_float64_even_when_the_caller_is_float32():
     # the probe's CG stalled at relative residuals of 1e-3 to 1e3 on real features; float32 cannot
     # even represent a residual below ~1e-7. The probe runs in scoped float64: residual < 1e-8.
     rng = np.random.default_rng(0)
-    n, d, C = 300, 12, 4
+    n, d, C = SHARED_SHAPE.values()
     y = rng.integers(0, C, n)
     mu = 1.5 * rng.standard_normal((C, d))
     h = np.maximum(mu[y] + rng.standard_normal((n, d)), 0).astype(np.float32)
@@ -388,13 +393,10 @@ def test_probe_solves_in_float64_even_when_the_caller_is_float32():
 def test_constant_feature_columns_are_dropped_not_nan():
     """Dead units (constant columns) once gave a NaN slope; the probe now ignores them: the same
     prediction as without the columns."""
-    rng = np.random.default_rng(0)
-    n = 400
-    h = rng.standard_normal((n, 3))
-    y = (h[:, 0] + 0.5 * rng.standard_normal(n) > 0).astype(int)
-    t = np.stack([-h[:, 0], h[:, 0]], 1)
+    h, y, t = classification_data(**SHARED_SHAPE, seed=3)
+    n = len(y)
     with_dead = np.concatenate([h[:, :1], np.zeros((n, 2)), h[:, 1:], np.ones((n, 1))], 1)
-    kw = dict(lams=(0.5,), folds=2, bootstrap=100, steps=50, seed=0)
+    kw = dict(lams=(0.5,), temperature=2.0, folds=3, bootstrap=100, seed=0)
     a = P.predict_probe(with_dead, y, t, **kw)
     b = P.predict_probe(h, y, t, **kw)
     assert np.isfinite(a.slope.slope)
