@@ -1083,3 +1083,78 @@ def test_class_surrogate_standard_error_matches_the_spread_of_repeated_estimates
     d = se2 - (est - est.mean()) ** 2 * R / (R - 1)
     assert abs(d.mean()) < 4 * d.std(ddof=1) / np.sqrt(R), (d.mean(), d.std(ddof=1), est.var())
     assert d.std(ddof=1) / np.sqrt(R) < 0.1 * est.var()  # power: a 3/2 factor in se² would show
+
+
+# --- a fresh sample of the MI mutants (2026-12-02, seed 1): survivors with a derivation ----------
+
+
+def test_strata_stratify_the_knn_subsets():
+    # Round-robin within each stratum: 17 rows of stratum 0 deal 5, 4, 4, 4 into 4 subsets and
+    # 19 rows of stratum 1 deal 5, 5, 5, 4, so the subsets hold 10, 9, 9, 8 rows (smallest 8);
+    # without strata, 36 rows deal 9 to each. y is continuous, so nothing else stratifies.
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((36, 1))
+    y = x + rng.standard_normal((36, 1))
+    s = np.r_[np.zeros(17, int), np.ones(19, int)]
+    kw = dict(key=jax.random.key(0), estimator="ksg", subsets=4)
+    assert estimate(x, y, **kw).details["subset_size"] == 9
+    assert estimate(x, y, strata=s, **kw).details["subset_size"] == 8
+
+
+def test_two_subsets_need_only_2_k_plus_1_rows():
+    # Each of the disjoint subsets needs k + 1 rows: with 2 subsets and k = 3, 8 rows suffice.
+    from cch_jax.mi import estimate
+    from cch_jax.mi.validate import min_samples
+
+    assert min_samples("ksg", k=3, subsets=2) == 8
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((8, 1))
+    assert np.isfinite(
+        estimate(x, x + rng.standard_normal((8, 1)), key=jax.random.key(0), subsets=2).value
+    )
+
+
+def test_mixed_accepts_exactly_2_k_plus_1_rows_per_class_and_names_a_rarer_one():
+    # The rule says "at least 2(k+1) per class": 8 rows of a class pass at k = 3, 7 do not, and the
+    # error names that class by its label value (9), not by position.
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(8)
+    for rare, ok in ((8, True), (7, False)):
+        y = np.r_[np.full(30, 5), np.full(rare, 9)]
+        x = rng.standard_normal((y.size, 1)) + (y[:, None] == 9)
+        call = lambda x=x, y=y: estimate(x, y, key=jax.random.key(0), estimator="mixed", subsets=2)
+        if ok:
+            assert np.isfinite(call().value)
+        else:
+            with pytest.raises(
+                ValueError, match=r"^y: class 9 has 7 sample\(s\); estimator 'mixed'"
+            ):
+                call()
+
+
+def test_non_finite_rows_error_is_the_whole_rule():
+    from cch_jax.mi import estimate
+
+    x = np.ones((40, 1))
+    x[3] = np.nan
+    with pytest.raises(ValueError) as e:
+        estimate(x, np.arange(40.0)[:, None], key=jax.random.key(0))
+    assert str(e.value) == (
+        "x: 1 row(s) contain NaN or inf (first: row 3); all values must be finite (drop or impute "
+        "those rows)"
+    )
+
+
+def test_the_gaussian_above_entropy_warning_points_at_the_callers_line():
+    # stacklevel=2: the warning names the line that called `estimate`, here this file.
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(9)
+    y = rng.integers(0, 2, 200)
+    x = y[:, None] + 1e-4 * rng.standard_normal((200, 1))  # x all but determines y: I ≫ H(Y)
+    with pytest.warns(UserWarning, match="above H\\(Y\\)") as record:
+        estimate(x, y, key=jax.random.key(0), estimator="gaussian")
+    assert record[0].filename == __file__

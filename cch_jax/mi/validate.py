@@ -111,11 +111,11 @@ def validate(
         classes, codes, counts = np.unique(ya, return_inverse=True, return_counts=True)
         if classes.size < 2:
             raise ValueError(
-                f"{ny_}: labels have a single class ({classes[0]!r}); MI with a constant is 0 "
+                f"{ny_}: labels have a single class ({classes[0].item()!r}); MI with a constant is 0 "
                 "and cannot be estimated — at least 2 classes are needed"
             )
         if estimator == "mixed" and counts.min() < 2 * (k + 1):
-            c = classes[np.argmin(counts)]
+            c = classes[np.argmin(counts)].item()  # a Python value: 9, not np.int64(9)
             raise ValueError(
                 f"{ny_}: class {c!r} has {counts.min()} sample(s); estimator 'mixed' with k={k} "
                 f"needs at least 2(k+1)={2 * (k + 1)} per class (k+1 for the estimate, twice that "
