@@ -1158,3 +1158,30 @@ def test_the_gaussian_above_entropy_warning_points_at_the_callers_line():
     with pytest.warns(UserWarning, match="above H\\(Y\\)") as record:
         estimate(x, y, key=jax.random.key(0), estimator="gaussian")
     assert record[0].filename == __file__
+
+
+def test_class_surrogate_label_mi_with_unbalanced_classes_matches_an_independent_monte_carlo():
+    # I(H2; Y) of the fitted class-conditional Gaussians (p = 3/4, 1/4), by scipy's densities on
+    # 200 000 draws of its own: log p(c | z) − log p_c averaged over the mixture. The surrogate's
+    # draws keep the class proportions, so its Monte Carlo mean must agree within 4 combined SEs
+    # (a draw weighted by p_c² instead of ≈ 1 would under-count the rare class).
+    from scipy.stats import norm
+
+    from cch_jax.mi.check import class_surrogate
+    from cch_jax.mi.copula import class_gaussians
+
+    rng = np.random.default_rng(10)
+    labels = np.r_[np.zeros(300, int), np.ones(100, int)]
+    z2 = rng.standard_normal((400, 1)) + 1.5 * labels[:, None]
+    z1 = z2 + rng.standard_normal((400, 1))
+    sur = class_surrogate(z1, z2, labels, np.random.default_rng(11))
+    means, covs = class_gaussians(z2, labels)
+    p = np.array([0.75, 0.25])
+    c = rng.choice(2, 200_000, p=p)
+    sd = np.sqrt(covs[:, 0, 0])
+    z = means[c, 0] + sd[c] * rng.standard_normal(c.size)
+    logj = np.log(p) + norm.logpdf(z[:, None], means[:, 0], sd)  # (N, 2): log p_c N_c(z)
+    t = logj[np.arange(c.size), c] - np.logaddexp(logj[:, 0], logj[:, 1]) - np.log(p[c])
+    se = np.hypot(sur.i2y_se, t.std(ddof=1) / np.sqrt(t.size))
+    assert abs(sur.i2y - t.mean()) < 4 * se, (sur.i2y, t.mean(), se)
+    assert t.mean() > 20 * se  # a real dependence, resolved
