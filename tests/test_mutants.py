@@ -1185,3 +1185,20 @@ def test_class_surrogate_label_mi_with_unbalanced_classes_matches_an_independent
     se = np.hypot(sur.i2y_se, t.std(ddof=1) / np.sqrt(t.size))
     assert abs(sur.i2y - t.mean()) < 4 * se, (sur.i2y, t.mean(), se)
     assert t.mean() > 20 * se  # a real dependence, resolved
+
+
+def test_check_subsamples_continuous_y_rows_to_fit_the_knn_budget():
+    # A budget of what 420 rows cost makes the knn family run on a random subsample of ~420 of the
+    # 500 rows (continuous y: the unstratified branch), reported in `subsampled`.
+    from cch_jax.mi.check import MIN_KNN_ROWS, check_cch, knn_seconds
+
+    rng = np.random.default_rng(12)
+    h2 = rng.standard_normal((500, 1))
+    h1, y = h2 + rng.standard_normal((500, 1)), h2 + rng.standard_normal((500, 1))
+    budget = knn_seconds(420, 1, 1, 1, 16)
+    res = check_cch(
+        h1, h2, y, labels=False, families=("knn",), knn_budget_s=budget, require_validated=False
+    )
+    assert MIN_KNN_ROWS <= res.subsampled["knn"] < 500
+    assert abs(res.subsampled["knn"] - 420) <= 1  # isqrt of a float ratio
+    assert np.isfinite(res.gap)
