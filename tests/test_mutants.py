@@ -1202,3 +1202,17 @@ def test_check_subsamples_continuous_y_rows_to_fit_the_knn_budget():
     assert MIN_KNN_ROWS <= res.subsampled["knn"] < 500
     assert abs(res.subsampled["knn"] - 420) <= 1  # isqrt of a float ratio
     assert np.isfinite(res.gap)
+
+
+def test_knn_subset_estimates_use_the_callers_k():
+    # KSG with k = N − 1 on N rows is exactly 0 on any continuous data: every point's k
+    # neighbours are all the others, the farthest sets ε, and in whichever marginal it is farthest
+    # it is not strictly inside ε, so n_x + n_y = (N − 1) + (N − 2) for every point and
+    # I = ψ(k) + ψ(N) − ψ(N) − ψ(N − 1) = 0. 12 rows in 2 subsets of 6 with k = 5: both subset
+    # estimates are 0 (a subset estimate at another k, e.g. the default 3, is not).
+    from cch_jax.mi import estimate
+
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((12, 1))
+    e = estimate(x, x + rng.standard_normal((12, 1)), key=jax.random.key(0), k=5, subsets=2)
+    np.testing.assert_allclose(e.details["subset_estimates"], [0.0, 0.0], atol=1e-12)
