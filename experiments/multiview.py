@@ -354,16 +354,20 @@ def summarise(arrays, cfg) -> dict:
         }
         for i, sigma in enumerate(noise)
     }
-    beyond = np.abs(dm) > 2 * ds
-    need = [s for s, b in zip((r["seeds_for_2sem_acc"] for r in rows), beyond) if not b and s]
+    beyond = sum(r["delta_acc_beyond_2sem"] for r in rows)
+    need = [
+        r["seeds_for_2sem_acc"]
+        for r in rows
+        if not r["delta_acc_beyond_2sem"] and r["seeds_for_2sem_acc"]
+    ]
     print(
-        f"[{NAME}] Δacc beyond 2 SEM in {int(beyond.sum())}/{beyond.size} settings; the others "
+        f"[{NAME}] Δacc beyond 2 SEM in {beyond}/{len(rows)} settings; the others "
         f"would need {min(need, default=0)}–{max(need, default=0)} seeds (median "
         f"{int(np.median(need)) if need else 0}) at their measured mean and spread",
         flush=True,
     )
     return {
-        "delta_acc_beyond_2sem": int(beyond.sum()),
+        "delta_acc_beyond_2sem": beyond,
         "seeds_for_2sem_acc_of_the_others": need,
         "tallies_by_noise": by_noise,
         "spearman_gap_delta": spearman(gaps, delta, noise_ix),

@@ -22,7 +22,7 @@ import threadpoolctl
 
 # One BLAS thread per test process (as `cch check` does for itself): `make test` runs one xdist
 # worker per core, so a second BLAS thread only waits, and OpenBLAS's threads spin on a busy CPU:
-# a 2 × 2 triangular solve took 12 ms instead of 0.08 (a surrogate test: 20 s of CPU → 5 s).
+# a 2 × 2 triangular solve took 12 ms instead of 0.08 (a surrogate test: 20 s of CPU → 4 s).
 # NumPy is loaded before this file (by pytest's plugins), so the limit is set through threadpoolctl;
 # the variable reaches the processes the tests start.
 threadpoolctl.threadpool_limits(1, user_api="blas")
