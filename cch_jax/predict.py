@@ -76,6 +76,7 @@ __all__ = [
     "probe_curve",
     "probe_slope",
     "student_slope",
+    "student_slopes",
     "verdict_of",
 ]
 
@@ -746,9 +747,13 @@ def predict_probe(
 
 
 @functools.lru_cache(maxsize=32)
-def _student_program(model, task, temperature, damping, maxiter, curvature="hessian"):
+def _student_program(
+    model, task, temperature, damping, maxiter, curvature="hessian", batched=False
+):
     """jit(params, x, y, t, x_val, y_val) → per-row terms (m,), CG residual, ‖∇L(ŵ₀, 0)‖: one
-    compile per (module, options) and input shape, whatever the params and data."""
+    compile per (module, options) and input shape, whatever the params and data. batched: vmapped
+    over a leading teacher axis of t (terms (B, m), residuals (B,)): the B solves share the
+    curvature's linearisation and run as one batched CG."""
     from cch_jax.losses import classification_kd_loss, regression_kd_loss
 
     def run(params, x, y, t, xv, yv):
@@ -778,7 +783,7 @@ def _student_program(model, task, temperature, damping, maxiter, curvature="hess
         g = jax.grad(loss)(params, 0.0)
         return slope_terms(rows_fn, params, direction), residual, jnp.sqrt(_tree_vdot(g, g))
 
-    return jax.jit(run)
+    return jax.jit(jax.vmap(run, in_axes=(None, None, None, 0, None, None)) if batched else run)
 
 
 def student_slope(
@@ -814,6 +819,60 @@ def student_slope(
     R_val = mean validation loss (squared error or cross-entropy). The interval is a bootstrap
     over validation rows, conditional on the trained student. The result records `curvature`.
     """
+    return _student_slopes(
+        model,
+        params,
+        train,
+        val,
+        task,
+        temperature,
+        damping,
+        maxiter,
+        curvature,
+        False,
+        dict(draws=bootstrap, seed=seed, level=level),
+    )[0]
+
+
+def student_slopes(
+    model,
+    params: Any,
+    train,
+    val,
+    *,
+    task: str,
+    temperature: float = 1.0,
+    damping: float = 1e-3,
+    maxiter: int = 100,
+    curvature: str = "hessian",
+    bootstrap: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> list[Slope]:
+    """`student_slope` for B teachers of one student at once: train = (x, y, ts) with ts (B, n) or
+    (B, n, C), one teacher per leading index; returns B Slopes, the same as B calls up to
+    where CG stops (the batched matvecs round differently), in one batched CG: the curvature does
+    not depend on the teacher (L(w, 0) is the task loss alone), so the B solves share its
+    linearisation and each matvec is one matrix product instead of B (measured: 1.3x faster
+    than 10 calls for 10 teachers of a 14k-parameter multiview MLP, 500 iterations, 2-core CPU)."""
+    return _student_slopes(
+        model,
+        params,
+        train,
+        val,
+        task,
+        temperature,
+        damping,
+        maxiter,
+        curvature,
+        True,
+        dict(draws=bootstrap, seed=seed, level=level),
+    )
+
+
+def _student_slopes(
+    model, params, train, val, task, temperature, damping, maxiter, curvature, batched, ci
+) -> list[Slope]:
     if task not in ("regression", "classification"):
         raise ValueError(f"task={task!r} must be 'regression' or 'classification'")
     check_int("maxiter", maxiter)
@@ -822,17 +881,21 @@ def student_slope(
     if not (np.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature={temperature} must be a finite number > 0")
     check_curvature(curvature)
-    run = _student_program(model, task, float(temperature), float(damping), int(maxiter), curvature)
+    y, t = train[1], train[2]
+    if batched and np.ndim(t) != np.ndim(y) + (task == "classification") + 1:
+        raise ValueError(
+            f"teacher outputs of shape {np.shape(t)} must have a leading teacher axis before "
+            f"the {'(n, C)' if task == 'classification' else '(n,)'} outputs of each teacher"
+        )
+    run = _student_program(
+        model, task, float(temperature), float(damping), int(maxiter), curvature, batched
+    )
     arrays = (*(jnp.asarray(a) for a in train), *(jnp.asarray(a) for a in val))
     terms, residual, grad_norm = run(params, *arrays)
-    terms = np.asarray(terms)
-    return _slope(
-        terms,
-        [terms.mean()],
-        residual,
-        grad_norm,
-        draws=bootstrap,
-        seed=seed,
-        level=level,
-        curvature=curvature,
-    )
+    terms, residual = np.asarray(terms), np.asarray(residual)
+    if not batched:
+        terms, residual, grad_norm = terms[None], residual[None], np.asarray(grad_norm)[None]
+    return [
+        _slope(terms[b], [terms[b].mean()], residual[b], grad_norm[b], curvature=curvature, **ci)
+        for b in range(terms.shape[0])
+    ]

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cch_jax.models import make_model
-from cch_jax.predict import cg_solved, predict_probe, student_slope
+from cch_jax.predict import cg_solved, predict_probe, student_slope, student_slopes
 from cch_jax.train import ArrayData
 from experiments._common import results_dir, save_results
 from experiments._real import (
@@ -171,6 +171,26 @@ def run_multiview(cfg) -> dict:
         t0 = time.perf_counter()
         for s in range(S):
             p_s = jax.tree.map(lambda a, s=s: a[s], params[v2])
+            # The full student's slopes for every (teacher, σ) of this student at once, per T.
+            teachers = np.stack([lg_tr[views[vi]][i, s] for vi in others for i in range(N)])
+            full = {
+                T: iter(
+                    student_slopes(
+                        model,
+                        p_s,
+                        (x_tr[s], y_tr[s], teachers),
+                        (x_te[s], y_te[s]),
+                        task="classification",
+                        temperature=T,
+                        damping=cfg["damping"],
+                        maxiter=cfg["cg_iters"],
+                        curvature=cfg["curvature"],
+                        bootstrap=cfg["bootstrap"],
+                        seed=s,
+                    )
+                )
+                for T in cfg["temperatures"]
+            }
             for vi in others:
                 for i in range(N):
                     r = row[(vj, vi, i)]
@@ -191,19 +211,7 @@ def run_multiview(cfg) -> dict:
                         cis.append(pr.slope.ci)
                         cgs.append(pr.slope.cg_residual)
                         gains.append(pr.curve.gain[1:].mean())
-                        ss = student_slope(
-                            model,
-                            p_s,
-                            (x_tr[s], y_tr[s], lg_tr[views[vi]][i, s]),
-                            (x_te[s], y_te[s]),
-                            task="classification",
-                            temperature=T,
-                            damping=cfg["damping"],
-                            maxiter=cfg["cg_iters"],
-                            curvature=cfg["curvature"],
-                            bootstrap=cfg["bootstrap"],
-                            seed=s,
-                        )
+                        ss = next(full[T])
                         st.append(ss.slope)
                         sci.append(ss.ci)
                         dg.append((ss.cg_residual, ss.grad_norm))
