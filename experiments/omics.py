@@ -225,8 +225,15 @@ def check_or_skip(h1: dict, h2: dict, y, cfg, *, seed: int) -> dict:
     return out
 
 
-def run_cohort(cohort: str, cfg, key, data=None) -> dict:
-    """Every setting of one cohort: arrays keyed as documented in `settings`."""
+def run_cohort(cohort: str, cfg, key, data=None, predict=None) -> dict:
+    """Every setting of one cohort: arrays keyed as documented in `settings`.
+
+    predict: None, or a function called once per student input after its KD run (the hook of
+    experiments/predict_validation.py) as predict(config, params, train, test, h2_test) with the
+    λ = 0 students' params (leading seed axis S), train = (x (S, n, d), y (S, n), teacher logits
+    (S, P, n, C)), test = (x, y, teacher logits (S, P, m, C)) and their hidden features on the test
+    rows (S, m, hidden), P the teachers of that student; it returns {name: (P, S') array}, saved
+    as `predict_<name>` (K, S'): setting k's row from its teacher's index in the group."""
     if data is None:
         from cch_jax.data.real import load_omics
 
@@ -281,6 +288,7 @@ def run_cohort(cohort: str, cfg, key, data=None) -> dict:
         h_tr, h_te = np.asarray(feats(params, x_tr)), np.asarray(feats(params, x_te))
         T[t] = {
             "logits": np.asarray(logits(params, x_tr)),  # (S, n, C) on the training rows
+            "test_logits": t_test,
             "H": [reduce_features(h_tr[s], h_te[s], cfg, seed=(0, i, s)) for s in range(S)],
             "Hc": check_features(h_tr[s0], h_te[s0], cfg, seed=(0, i, s0, 7)),
         }
@@ -313,6 +321,12 @@ def run_cohort(cohort: str, cfg, key, data=None) -> dict:
         h2_tr, h2_te = np.asarray(feats(base, x_tr)), np.asarray(feats(base, x_te))
         H2 = [reduce_features(h2_tr[s], h2_te[s], cfg, seed=(j + 1, s)) for s in range(S)]
         h2c = check_features(h2_tr[s0], h2_te[s0], cfg, seed=(j + 1, s0, 7))
+        if predict is not None:
+            t_test = np.stack([T[pairs[k][0]]["test_logits"] for k in group], 1)
+            pred = predict(config, base, (x_tr, y_tr, t_train), (x_te, y_te, t_test), h2_te)
+            for name, v in pred.items():
+                arr = out.setdefault(f"predict_{name}", np.full((K, v.shape[1]), np.nan))
+                arr[group] = v
         i2y = [
             mi_label(
                 H2[s],
@@ -368,11 +382,12 @@ def main(*, quick: bool = False, out=None, figures=None, **overrides) -> dict:
     return summary
 
 
-def cohort_results(directory, cohort: str, cfg, data) -> dict:
+def cohort_results(directory, cohort: str, cfg, data, predict=None) -> dict:
     """run_cohort's arrays, saved to <directory>/cohorts/<cohort>.npz as soon as the cohort is done
     and loaded from there when a run with the same configuration (the cohort list aside) left
     them: an interrupted run resumes with the next cohort. The key of a cohort depends on its
-    name, not on its place in cfg["cohorts"]."""
+    name, not on its place in cfg["cohorts"]. predict: `run_cohort`'s hook (its configuration
+    belongs in cfg, so that the saved cohorts record it)."""
     from cch_jax.data.omics import COHORTS
     from cch_jax.results import save_npz
     from cch_jax.serialize import jsonable
@@ -385,7 +400,7 @@ def cohort_results(directory, cohort: str, cfg, data) -> dict:
                 print(f"[{NAME}] {cohort}: loaded from {path}", flush=True)
                 return {k: z[k] for k in z.files if k != "config"}
     key = jax.random.key(cfg["key"] * 1000 + COHORTS.index(cohort))
-    r = run_cohort(cohort, cfg, key, data)
+    r = run_cohort(cohort, cfg, key, data, predict)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_npz(path, {**r, "config": np.array(stamp)})
     return r

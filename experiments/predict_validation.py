@@ -24,6 +24,14 @@ Outputs results/predict_validation/{results.npz, results.json}; docs/results.md 
     python -m experiments.predict_validation mnist_m     # needs results/medium/mnist_m
     python -m experiments.predict_validation multiview omics mnist_m --reuse=DIR1,DIR2
     python -m experiments.predict_validation --table [DIR]   # docs/results.md's table
+
+Every setting of the experiments' own runs (`multiview_grid`, `omics_pairs`): Δ, CCH and the check
+over all seeds of a finished `cch reproduce multiview` / `cch reproduce omics` run, the
+predictions on its first CONFIG["grid_seeds"][experiment] seeds (their networks retrained here with
+the run's keys; the largest Δ difference from the run's is saved as `reproduced_max_diff`):
+
+    python -m experiments.predict_validation multiview_grid omics_pairs \
+        --multiview-run=results/multiview --omics-run=results/omics
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from experiments._real import (
     mi_teacher_student,
     mlp_config,
     reduce_features,
+    seed_keys,
     standardise,
     stratified_split,
 )
@@ -90,6 +99,10 @@ CONFIG = dict(
     # by at most 2e-4 (relative) past 200 iterations.
     cg_iters=500,
     probe_steps=150,
+    # multiview_grid / omics_pairs: the predictions on the first `grid_seeds` seeds of a finished
+    # run (Δ, CCH and the check over all its seeds). A multiview seed costs 300 probes (150
+    # settings × 2 T) of ~2 s each on the 2-core CPU; an omics seed 54 smaller ones.
+    grid_seeds={"multiview": 3, "omics": 10},
     # mnist_m's probes (5000 rows × 64 features, 10 classes, float64) at T = 2 only: the run's
     # three temperatures would triple ~30 probes of about a minute each.
     mnist_m_temperatures=(2.0,),
@@ -114,7 +127,7 @@ def run_multiview(cfg) -> dict:
     y_tr = np.stack([y[tr] for tr, _ in splits])
     y_te = np.stack([y[te] for _, te in splits])
     k_train, k_mi = jax.random.split(jax.random.key(cfg["key"]))
-    keys = jax.random.split(k_train, S)
+    keys = seed_keys(k_train, S)  # as experiments/multiview.py: the same networks, seed by seed
     config = mlp_config(cfg, C)
     lams, temps = lam_temp_grid(cfg)
     G = lams.size
@@ -225,15 +238,17 @@ def run_multiview(cfg) -> dict:
             f"predictions {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
-    t0 = time.perf_counter()
-    i2y, i12 = mi_arrays(H, lg_te, y_te, cfg, k_mi)
-    gaps = gaps_by_setting(i2y, i12, settings)
-    checks = run_checks(Hc, y_te[cfg["check_seed"]], cfg)
-    print(f"[{NAME}] CCH and check: {time.perf_counter() - t0:.0f} s", flush=True)
+    cch = {}
+    if cfg.get("cch", True):  # False: the caller takes CCH and the check from a finished run
+        t0 = time.perf_counter()
+        i2y, i12 = mi_arrays(H, lg_te, y_te, cfg, k_mi)
+        gaps = gaps_by_setting(i2y, i12, settings)
+        cch = {f"gap_{name}": g for name, g in gaps.items()}
+        cch |= run_checks(Hc, y_te[cfg["check_seed"]], cfg)
+        print(f"[{NAME}] CCH and check: {time.perf_counter() - t0:.0f} s", flush=True)
     return {
         "settings": np.array(settings),
-        **{f"gap_{name}": g for name, g in gaps.items()},
-        **checks,
+        **cch,
         "probe_cg": probe_cg,
         "delta": delta,
         "delta_grid": delta_grid,
@@ -381,6 +396,136 @@ def run_omics(cfg, pcfg) -> dict:
     return {k: np.asarray(v) for k, v in out.items()} | check_arrays(checks)
 
 
+# The training protocol of a finished experiment run that the grid validations take over.
+GRID_KEYS = {
+    "multiview": (
+        "views",
+        "noise",
+        "lams",
+        "temperatures",
+        "hidden",
+        "steps",
+        "batch_size",
+        "learning_rate",
+        "test_fraction",
+        "key",
+    ),
+}
+PREDICTIONS = ("probe_slope", "probe_gain", "probe_cg", "student_slope", "student_cg")
+
+
+def _reproduced(name, delta_run, delta_here) -> float:
+    """Largest |Δ| difference between the finished run's first seeds and this run's networks."""
+    diff = float(np.max(np.abs(delta_here - delta_run[:, : delta_here.shape[1]])))
+    print(f"[{NAME}] {name}: Δ of the retrained seeds vs the finished run: max |diff| {diff:.2g}")
+    return diff
+
+
+def run_multiview_grid(pcfg, run_dir) -> dict:
+    """Every setting of a finished `multiview` run (experiments/multiview.py: its config, e.g.
+    150 settings × 20 seeds × the 6-point λ × T grid): Δ, CCH and the check from that run; the
+    predictions from its first pcfg["grid_seeds"]["multiview"] seeds, whose networks
+    `run_multiview` retrains with the run's keys (the same networks: `reproduced_max_diff` is the largest difference of
+    their Δ from the run's), at every T of the run's grid, the probe curve at its λs."""
+    from experiments import multiview as mv
+    from experiments._common import load_results
+
+    arrays, meta = load_results(run_dir)
+    run_cfg = meta["config"]
+    keys = GRID_KEYS["multiview"]
+    seeds = pcfg["grid_seeds"]["multiview"]
+    cfg = {**pcfg, **{k: run_cfg[k] for k in keys}, "seeds": seeds, "cch": False}
+    here = run_multiview(cfg)
+    _, gaps, delta = mv.settings(arrays, run_cfg)
+    return {k: here[k] for k in (*PREDICTIONS, "settings")} | {
+        "delta": delta,
+        "delta_retrained": here["delta"],
+        "reproduced_max_diff": np.array(_reproduced("multiview", delta, here["delta"])),
+        **{f"gap_{name}": g for name, g in gaps.items()},
+        **{k: v for k, v in arrays.items() if k.startswith("check_")},
+    }
+
+
+def _omics_predict(config, params, train, test, h2_te, *, pcfg, lams, temps) -> dict:
+    """`experiments.omics.run_cohort`'s hook: per seed and teacher of a student input, the probe
+    (on the no-KD student's test features) and the full student's slope (all its teachers in one
+    batched solve), each T of `temps`, averaged over T (CG residuals: the worst)."""
+    (x_tr, y_tr, t_tr), (x_te, y_te, t_te) = train, test
+    model = make_model(config.model, **config.model_kwargs)
+    S, P = t_tr.shape[:2]
+    out = np.zeros((len(PREDICTIONS), P, S))
+    for s in range(S):
+        p_s = jax.tree.map(lambda a, s=s: a[s], params)
+        per_t = []
+        for T in temps:
+            full = student_slopes(
+                model,
+                p_s,
+                (x_tr[s], y_tr[s], t_tr[s]),
+                (x_te[s], y_te[s]),
+                task="classification",
+                temperature=T,
+                damping=pcfg["damping"],
+                maxiter=pcfg["cg_iters"],
+                curvature=pcfg["curvature"],
+                bootstrap=pcfg["bootstrap"],
+                seed=s,
+            )
+            per_t.append(
+                [
+                    (
+                        *_probe(h2_te[s], y_te[s], t_te[s, p], T, lams, pcfg, s),
+                        st.slope,
+                        st.cg_residual,
+                    )
+                    for p, st in enumerate(full)
+                ]
+            )
+        a = np.array(per_t)  # (T, P, 5)
+        for i, f in enumerate((np.mean, np.mean, np.max, np.mean, np.max)):
+            out[i, :, s] = f(a[..., i], axis=0)
+    return dict(zip(PREDICTIONS, out, strict=True))
+
+
+def run_omics_pairs(pcfg, run_dir) -> dict:
+    """Every setting of a finished `omics` run (experiments/omics.py: every ordered view pair and
+    fusion student of BRCA, KIPAN, PAAD, 30 seeds, its λ × T grid): Δacc, CCH and the check from
+    that run; the predictions (`_omics_predict`) from its first pcfg["grid_seeds"]["omics"]
+    seeds, whose networks `omics.run_cohort` retrains with the run's keys (checked as in
+    `run_multiview_grid`)."""
+    import functools
+
+    from cch_jax.data.omics import COHORTS
+    from cch_jax.data.real import load_omics
+    from experiments import omics as om
+    from experiments._common import load_results
+
+    arrays, meta = load_results(run_dir)
+    run_cfg = meta["config"]
+    cfg = {**run_cfg, "seeds": pcfg["grid_seeds"]["omics"]}
+    hook = functools.partial(
+        _omics_predict, pcfg=pcfg, lams=run_cfg["lams"], temps=run_cfg["temperatures"]
+    )
+    here = {}
+    for cohort in cfg["cohorts"]:
+        data = load_omics(cohort, version=cfg["versions"][cohort])
+        key = jax.random.key(cfg["key"] * 1000 + COHORTS.index(cohort))
+        r = om.run_cohort(cohort, cfg, key, data, predict=hook)
+        here |= {f"{cohort}/{k}": v for k, v in r.items()}
+    _, gaps, deltas = om.settings(arrays, run_cfg)
+    _, _, retrained = om.settings(here, cfg)
+    out = {
+        k: np.concatenate([here[f"{c}/predict_{k}"] for c in cfg["cohorts"]]) for k in PREDICTIONS
+    }
+    return out | {
+        "delta": deltas["acc"],
+        "delta_retrained": retrained["acc"],
+        "reproduced_max_diff": np.array(_reproduced("omics", deltas["acc"], retrained["acc"])),
+        **{f"gap_{name}": g for name, g in gaps.items()},
+        **om.stacked_checks(arrays, run_cfg),
+    }
+
+
 def binomial_ci(k: int, n: int) -> list:
     """Clopper–Pearson 95 % interval of a proportion k/n."""
     from scipy.stats import binomtest
@@ -492,7 +637,8 @@ def summarise(arrays) -> dict:
         pm, ps = mean_sem(p)
         valid = np.isfinite(pm)
         if cg is not None and cg in arrays:
-            valid &= np.all(cg_solved(arrays[cg]), axis=1)
+            # every seed with a slope solved (P1); NaN seeds (padding in `pooled`) have none
+            valid &= np.all(cg_solved(arrays[cg]) | np.isnan(arrays[key]), axis=1)
         r = spearmanr(pm[valid], dm[valid]) if valid.sum() > 2 else None
         out[name] = {
             **agreement(pm > 0, np.abs(pm) > 2 * ps, delta, valid),
@@ -510,18 +656,31 @@ def summarise(arrays) -> dict:
 SEEDED = ("delta", *(k for pair in PREDICTORS.values() for k in pair if k))  # (R, S) arrays
 
 
-def pooled(parts: list[dict]) -> dict:
-    """The arrays of several experiments stacked along the settings axis: the per-seed ones
-    (SEEDED, cut to the smallest seed count) and the check's per-setting ones, where all have
-    them."""
+# A grid validation covers every setting of the reduced one it is named after: pooled with it,
+# the reduced one is left out.
+SUPERSEDES = {"multiview_grid": "multiview", "omics_pairs": "omics"}
+
+
+def pooled(parts: dict) -> dict:
+    """The arrays of several experiments ({name: arrays}, less those SUPERSEDES names) stacked
+    along the settings axis: the per-seed ones (SEEDED; NaN-padded to the largest seed count:
+    means and SEMs ignore NaN) and the check's per-setting ones, where all have them."""
+    parts = [a for e, a in parts.items() if e not in {SUPERSEDES.get(o) for o in parts}]
     keys = set.intersection(*(set(p) for p in parts))
-    S = min(p["delta"].shape[1] for p in parts)
-    # A per-seed array one experiment lacks (mnist_m: no student slope, no student CG) is NaN
-    # there: no prediction, and never a solved CG.
-    get = lambda p, k: p[k][:, :S] if k in p else np.full((len(p["delta"]), S), np.nan)  # noqa: E731
-    out = {
-        k: np.concatenate([get(p, k) for p in parts]) for k in SEEDED if any(k in p for p in parts)
-    }
+
+    def get(p, k, S):
+        """p[k] (R, S') padded to S seeds; all NaN where p lacks k (mnist_m: no student slope,
+        no student CG): no prediction."""
+        out = np.full((len(p["delta"]), S), np.nan)
+        if k in p:
+            out[:, : p[k].shape[1]] = p[k]
+        return out
+
+    out = {}
+    for k in SEEDED:
+        if any(k in p for p in parts):
+            S = max(p[k].shape[1] for p in parts if k in p)
+            out[k] = np.concatenate([get(p, k, S) for p in parts])
     out |= {k: np.concatenate([p[k] for p in parts]) for k in keys if k.startswith("check_")}
     return out
 
@@ -544,11 +703,14 @@ def main(
     out=None,
     experiments=("multiview", "omics"),
     mnist_m_dir=None,
+    run_dirs=None,
     reuse=(),
     **overrides,
 ) -> dict:
     """Run the chosen experiments (those found in the `reuse` folders are loaded instead), and
-    save results.{npz,json} after each one, so an interruption keeps what finished."""
+    save results.{npz,json} after each one, so an interruption keeps what finished. run_dirs:
+    {"multiview": DIR, "omics": DIR}, the finished runs that multiview_grid and omics_pairs
+    validate against (default results/multiview, results/omics)."""
     cfg = {**CONFIG, **(QUICK if quick else {}), **overrides}
     start = time.perf_counter()
     done = {}
@@ -560,7 +722,10 @@ def main(
         "mnist_m": lambda: run_mnist_m(
             mnist_m_dir or "results/medium/mnist_m", cfg, cfg["mnist_m_temperatures"]
         ),
+        "multiview_grid": lambda: run_multiview_grid(cfg, runs_dir["multiview"]),
+        "omics_pairs": lambda: run_omics_pairs(cfg, runs_dir["omics"]),
     }
+    runs_dir = {"multiview": "results/multiview", "omics": "results/omics", **(run_dirs or {})}
     omics_cfg = {**OMICS, **({"cohorts": ("brca",), "seeds": 2, "steps": 150} if quick else {})}
     directory = results_dir(NAME, out, quick)
     results = {}
@@ -568,7 +733,7 @@ def main(
         results[name] = done[name] if name in done else runs[name]()
         summary = {name: summarise(arrays) for name, arrays in results.items()}
         if len(results) > 1:
-            summary["pooled"] = summarise(pooled(list(results.values())))
+            summary["pooled"] = summarise(pooled(results))
         summary["seconds"] = time.perf_counter() - start
         flat = {f"{e}/{k}": v for e, arrays in results.items() for k, v in arrays.items()}
         meta = {"config": cfg, "omics_config": omics_cfg, "reused": [str(d) for d in reuse]}
@@ -579,6 +744,7 @@ def main(
     return summary
 
 
+EXPERIMENTS = ("multiview", "multiview_grid", "omics", "omics_pairs", "mnist_m")
 LABELS = {
     "cch_knn": "CCH, knn pair (KSG, mixed)",
     "cch_gauss_ba": "CCH, gauss_ba pair (Gaussian, BA)",
@@ -605,7 +771,7 @@ def table(summary: dict) -> str:
         "agree, Δ beyond 2 SEM | agree, both beyond 2 SEM | Spearman ρ (p) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    parts = [e for e in ("multiview", "omics", "mnist_m", "pooled") if e in summary]
+    parts = [e for e in (*EXPERIMENTS, "pooled") if e in summary]
     for name, label in LABELS.items():
         for e in parts:
             r = summary[e].get(name)
@@ -648,5 +814,15 @@ if __name__ == "__main__":
         reuse = next((a.split("=", 1)[1].split(",") for a in args if a.startswith("--reuse=")), ())
         # --out=DIR: save to DIR/predict_validation instead of ./results/[quick/]predict_validation
         out = next((a.split("=", 1)[1] for a in args if a.startswith("--out=")), None)
+        # --multiview-run=DIR / --omics-run=DIR: the finished runs of multiview_grid / omics_pairs
+        run_dirs = {
+            e: a.split("=", 1)[1]
+            for e in ("multiview", "omics")
+            for a in args
+            if a.startswith(f"--{e}-run=")
+        }
         chosen = tuple(a for a in args if not a.startswith("--")) or ("multiview", "omics")
-        main(quick="--quick" in args, out=out, experiments=chosen, reuse=reuse)
+        unknown = set(chosen) - set(EXPERIMENTS)
+        if unknown:
+            sys.exit(f"unknown experiment(s) {sorted(unknown)}: choose from {EXPERIMENTS}")
+        main(quick="--quick" in args, out=out, experiments=chosen, reuse=reuse, run_dirs=run_dirs)
