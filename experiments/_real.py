@@ -109,11 +109,17 @@ def mi_teacher_student(h1: dict, h2: dict, *, key, k: int = 3, subsets: int = 10
 
 
 def mean_sem(a, axis=-1):
-    """Mean and standard error of the mean over `axis` (NaNs ignored)."""
+    """Mean and standard error of the mean over `axis` (NaNs ignored; all NaN: NaN, e.g. a
+    setting without a prediction)."""
+    import warnings
+
     a = np.asarray(a, np.float64)
     n = np.sum(np.isfinite(a), axis=axis)
-    m = np.nanmean(a, axis=axis)
-    sd = np.nanstd(a, axis=axis, ddof=1) if np.all(n > 1) else np.zeros_like(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: NaN, as documented
+        m = np.nanmean(a, axis=axis)
+        # per entry: 0 where fewer than 2 values (a row of one seed must not zero the others')
+        sd = np.where(n > 1, np.nanstd(a, axis=axis, ddof=1), 0.0)
     return m, sd / np.sqrt(np.maximum(n, 1))
 
 

@@ -373,6 +373,37 @@ def test_validation_leaves_out_slopes_whose_cg_failed():
     assert res["cch_knn"]["no_prediction"] == 0 and "probe_slope" not in res
 
 
+def test_validation_pools_experiments_with_different_seed_counts():
+    from experiments._real import mean_sem
+    from experiments.predict_validation import pooled, summarise
+
+    # A reduced multiview (superseded by the grid: left out), the grid (3 settings, Δ over 4
+    # seeds, student slopes on the first 2) and mnist_m (1 setting, 3 seeds, probe slopes only).
+    a = dict(delta=np.ones((2, 2)), student_slope=-np.ones((2, 2)), student_cg=np.zeros((2, 2)))
+    b = dict(
+        delta=np.array([[1, 1.1, 0.9, 1.0], [-1, -1.1, -0.9, -1.0], [1, 1.2, 0.8, 1.0]]),
+        student_slope=np.array([[-1.0, -2.0], [-1.0, -1.0], [1.0, 2.0]]),
+        student_cg=np.full((3, 2), 1e-9),
+    )
+    c = dict(delta=np.array([[-1, -1.1, -0.9]]), probe_slope=np.array([[1.0, 2.0, 3.0]]))
+    p = pooled({"multiview": a, "multiview_grid": b, "mnist_m": c})
+    assert p["delta"].shape == (4, 4) and np.isnan(p["delta"][3, 3])
+    assert not np.isnan(p["delta"][:3]).any() and not np.isnan(p["delta"][3, :3]).any()
+    assert p["student_slope"].shape == (4, 2) and np.isnan(p["student_slope"][3]).all()
+    # the all-NaN row has no SEM, and must not zero the others' (slopes −1, −2: SEM 0.5)
+    _, sem = mean_sem(p["student_slope"])
+    assert sem[0] == pytest.approx(0.5) and sem[3] == 0.0
+    res = summarise(p)
+    assert res["settings"] == 4 and res["observed_helps"] == 2
+    # Student slope: −slope means +1.5, +1, −1.5 ("helps", "helps", "hurts") against Δ helps,
+    # hurts, helps: 1 of 3 agree; mnist_m has none (its padded CG residuals are NaN).
+    st = res["student_slope"]
+    assert (st["all"]["agree"], st["all"]["settings"], st["no_prediction"]) == (1, 3, 1)
+    assert st["predicts_helps"] == 2
+    pr = res["probe_slope"]  # mnist_m only: −2 ("hurts"), Δ hurts
+    assert (pr["all"]["agree"], pr["all"]["settings"], pr["no_prediction"]) == (1, 1, 3)
+
+
 def test_probe_solves_in_float64_even_when_the_caller_is_float32():
     # `cch predict` and the experiments run float32 (the suite enables x64 globally). In float32
     # the probe's CG stalled at relative residuals of 1e-3 to 1e3 on real features; float32 cannot
