@@ -193,13 +193,7 @@ def run_multiview(cfg) -> dict:
                         p_s,
                         (x_tr[s], y_tr[s], teachers),
                         (x_te[s], y_te[s]),
-                        task="classification",
-                        temperature=T,
-                        damping=cfg["damping"],
-                        maxiter=cfg["cg_iters"],
-                        curvature=cfg["curvature"],
-                        bootstrap=cfg["bootstrap"],
-                        seed=s,
+                        **_slope_options(cfg, T, s),
                     )
                 )
                 for T in cfg["temperatures"]
@@ -274,6 +268,19 @@ OMICS = dict(
     learning_rate=3e-3,
     test_fraction=0.3,
 )
+
+
+def _slope_options(pcfg, temperature, seed) -> dict:
+    """`student_slope(s)`'s options in the validations: a classifier at temperature T."""
+    return dict(
+        task="classification",
+        temperature=temperature,
+        damping=pcfg["damping"],
+        maxiter=pcfg["cg_iters"],
+        curvature=pcfg["curvature"],
+        bootstrap=pcfg["bootstrap"],
+        seed=seed,
+    )
 
 
 def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float, float]:
@@ -367,13 +374,7 @@ def run_omics(cfg, pcfg) -> dict:
                         p_s,
                         (x_tr[s], y_tr[s], t_tr[s]),
                         (x_te[s], y_te[s]),
-                        task="classification",
-                        temperature=T,
-                        damping=pcfg["damping"],
-                        maxiter=pcfg["cg_iters"],
-                        curvature=pcfg["curvature"],
-                        bootstrap=pcfg["bootstrap"],
-                        seed=s,
+                        **_slope_options(pcfg, T, s),
                     )
                     probe = _probe(h2[1][s], y_te[s], t_te[s], T, cfg["lams"], pcfg, s)
                     per_t.append((*probe, st.slope, st.cg_residual))
@@ -463,13 +464,7 @@ def _omics_predict(config, params, train, test, h2_te, *, pcfg, lams, temps) -> 
                 p_s,
                 (x_tr[s], y_tr[s], t_tr[s]),
                 (x_te[s], y_te[s]),
-                task="classification",
-                temperature=T,
-                damping=pcfg["damping"],
-                maxiter=pcfg["cg_iters"],
-                curvature=pcfg["curvature"],
-                bootstrap=pcfg["bootstrap"],
-                seed=s,
+                **_slope_options(pcfg, T, s),
             )
             per_t.append(
                 [
