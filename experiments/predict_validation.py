@@ -641,6 +641,15 @@ def summarise(arrays) -> dict:
             "predicts_helps": int(np.sum(valid & (pm > 0))),
             "no_prediction": int(np.sum(~valid)),
         }
+    # The baseline every predictor must beat: "helps" everywhere, always certain. Its agreement is
+    # the share of settings where KD helped (overall, and among those beyond 2 SEM).
+    always = np.ones(dm.shape, bool)
+    out["always_helps"] = {
+        **agreement(always, always, delta),
+        "spearman": None,
+        "predicts_helps": int(dm.size),
+        "no_prediction": 0,
+    }
     if "check_pca_verdict" in arrays:
         out["check"] = check_tallies(arrays, delta)
     out["observed_helps"] = int(np.sum(dm > 0))
@@ -677,6 +686,14 @@ def pooled(parts: dict) -> dict:
             S = max(p[k].shape[1] for p in parts if k in p)
             out[k] = np.concatenate([get(p, k, S) for p in parts])
     out |= {k: np.concatenate([p[k] for p in parts]) for k in keys if k.startswith("check_")}
+    return out
+
+
+def summaries(parts: dict) -> dict:
+    """{experiment: summarise(arrays)} and, for several, "pooled" (see `pooled`)."""
+    out = {name: summarise(arrays) for name, arrays in parts.items()}
+    if len(parts) > 1:
+        out["pooled"] = summarise(pooled(parts))
     return out
 
 
@@ -726,9 +743,7 @@ def main(
     results = {}
     for name in experiments:
         results[name] = done[name] if name in done else runs[name]()
-        summary = {name: summarise(arrays) for name, arrays in results.items()}
-        if len(results) > 1:
-            summary["pooled"] = summarise(pooled(results))
+        summary = summaries(results)
         summary["seconds"] = time.perf_counter() - start
         flat = {f"{e}/{k}": v for e, arrays in results.items() for k, v in arrays.items()}
         meta = {"config": cfg, "omics_config": omics_cfg, "reused": [str(d) for d in reuse]}
@@ -746,6 +761,7 @@ LABELS = {
     "probe_slope": "probe slope",
     "probe_curve_gain": "probe-KD curve gain",
     "student_slope": "full-student slope",
+    "always_helps": 'baseline: "helps" everywhere',
 }
 
 
@@ -800,10 +816,12 @@ if __name__ == "__main__":
     # python -m experiments.predict_validation --table [DIR]   (markdown from a finished run)
     args = sys.argv[1:]
     if "--table" in args:
-        from experiments._common import load_results
-
         rest = [a for a in args if not a.startswith("--")]
-        print(table(load_results(rest[0] if rest else results_dir(NAME, None, False))[1]), end="")
+        # the summaries recomputed from the saved arrays (the table's rows may postdate the run)
+        print(
+            table(summaries(load_parts(rest[0] if rest else results_dir(NAME, None, False)))),
+            end="",
+        )
     else:
         # --reuse DIR[,DIR]: load the experiments a run in DIR finished instead of re-running them
         reuse = next((a.split("=", 1)[1].split(",") for a in args if a.startswith("--reuse=")), ())

@@ -395,6 +395,8 @@ def test_validation_pools_experiments_with_different_seed_counts():
     assert sem[0] == pytest.approx(0.5) and sem[3] == 0.0
     res = summarise(p)
     assert res["settings"] == 4 and res["observed_helps"] == 2
+    base = res["always_helps"]  # the constant baseline agrees where KD helped: 2 of 4
+    assert (base["all"]["agree"], base["all"]["settings"], base["predicts_helps"]) == (2, 4, 4)
     # Student slope: −slope means +1.5, +1, −1.5 ("helps", "helps", "hurts") against Δ helps,
     # hurts, helps: 1 of 3 agree; mnist_m has none (its padded CG residuals are NaN).
     st = res["student_slope"]
