@@ -152,18 +152,20 @@ def run_multiview(cfg) -> dict:
 
     settings = [(vj, vi, i) for vj in range(V) for vi in range(V) if vi != vj for i in range(N)]
     R = len(settings)
-    delta = np.zeros((R, S))  # observed Δacc, grid mean
-    delta_grid = np.zeros((R, S, G))
-    probe_slope = np.zeros((R, S))
-    probe_ci = np.zeros((R, S, 2))
-    probe_cg = np.zeros((R, S))  # the probe's largest CG residual
-    probe_gain = np.zeros((R, S))  # curve gain, mean over the grid (λ, T)
-    student = np.zeros((R, S))
-    student_ci = np.zeros((R, S, 2))
-    diag = np.zeros((R, S, 2))  # student CG residual, gradient norm
+    delta = np.full((R, S), np.nan)  # observed Δacc, grid mean
+    delta_grid = np.full((R, S, G), np.nan)
+    probe_slope = np.full((R, S), np.nan)
+    probe_ci = np.full((R, S, 2), np.nan)
+    probe_cg = np.full((R, S), np.nan)  # the probe's largest CG residual
+    probe_gain = np.full((R, S), np.nan)  # curve gain, mean over the grid (λ, T)
+    student = np.full((R, S), np.nan)
+    student_ci = np.full((R, S, 2), np.nan)
+    diag = np.full((R, S, 2), np.nan)  # student CG residual, gradient norm
     model = make_model(config.model, **config.model_kwargs)
     row = {s: r for r, s in enumerate(settings)}
     for vj, v2 in enumerate(views):
+        if cfg.get("student_views") and v2 not in cfg["student_views"]:
+            continue  # another process's share (NaN here; `merge_parts` joins the shares)
         others = [vi for vi in range(V) if vi != vj]
         t = np.stack([lg_tr[views[vi]] for vi in others])  # (V-1, N, S, n, C)
         t = t.reshape(-1, S, *t.shape[3:]).transpose(1, 0, 2, 3)
@@ -417,7 +419,7 @@ PREDICTIONS = ("probe_slope", "probe_gain", "probe_cg", "student_slope", "studen
 
 def _reproduced(name, delta_run, delta_here) -> float:
     """Largest |Δ| difference between the finished run's first seeds and this run's networks."""
-    diff = float(np.max(np.abs(delta_here - delta_run[:, : delta_here.shape[1]])))
+    diff = float(np.nanmax(np.abs(delta_here - delta_run[:, : delta_here.shape[1]])))
     print(f"[{NAME}] {name}: Δ of the retrained seeds vs the finished run: max |diff| {diff:.2g}")
     return diff
 
@@ -438,6 +440,8 @@ def run_multiview_grid(pcfg, run_dir) -> dict:
     cfg = {**pcfg, **{k: run_cfg[k] for k in keys}, "seeds": seeds, "cch": False}
     here = run_multiview(cfg)
     _, gaps, delta = mv.settings(arrays, run_cfg)
+    if cfg.get("student_views"):  # this process's share: Δ only where it retrained
+        delta = np.where(np.isnan(here["delta"][:, :1]), np.nan, delta)
     return {k: here[k] for k in (*PREDICTIONS, "settings")} | {
         "delta": delta,
         "delta_retrained": here["delta"],
@@ -689,6 +693,22 @@ def pooled(parts: dict) -> dict:
     return out
 
 
+def merge_parts(a: dict, b: dict) -> dict:
+    """One experiment's arrays from two shares of its settings (multiview_grid run with disjoint
+    `student_views`): b's values where a's are NaN (float arrays), the larger
+    `reproduced_max_diff`, a's for the rest (the same in both)."""
+    out = {}
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        if k == "reproduced_max_diff":
+            out[k] = np.nanmax([x, y])
+        elif x.dtype.kind == "f" and x.shape == y.shape:
+            out[k] = np.where(np.isnan(x), y, x)
+        else:
+            out[k] = x
+    return out
+
+
 def summaries(parts: dict) -> dict:
     """{experiment: summarise(arrays)} and, for several, "pooled" (see `pooled`)."""
     out = {name: summarise(arrays) for name, arrays in parts.items()}
@@ -727,7 +747,8 @@ def main(
     start = time.perf_counter()
     done = {}
     for directory in reuse:
-        done |= load_parts(directory)
+        for name, arrays in load_parts(directory).items():
+            done[name] = merge_parts(done[name], arrays) if name in done else arrays
     runs = {
         "multiview": lambda: run_multiview(cfg),
         "omics": lambda: run_omics(omics_cfg, cfg),
@@ -834,8 +855,19 @@ if __name__ == "__main__":
             for a in args
             if a.startswith(f"--{e}-run=")
         }
+        # --student-views=v1,v2: multiview_grid on these student views only (shares for parallel
+        # processes, joined by --reuse=DIR1,DIR2)
+        shares = [a.split("=", 1)[1].split(",") for a in args if a.startswith("--student-views=")]
+        overrides = {"student_views": tuple(shares[0])} if shares else {}
         chosen = tuple(a for a in args if not a.startswith("--")) or ("multiview", "omics")
         unknown = set(chosen) - set(EXPERIMENTS)
         if unknown:
             sys.exit(f"unknown experiment(s) {sorted(unknown)}: choose from {EXPERIMENTS}")
-        main(quick="--quick" in args, out=out, experiments=chosen, reuse=reuse, run_dirs=run_dirs)
+        main(
+            quick="--quick" in args,
+            out=out,
+            experiments=chosen,
+            reuse=reuse,
+            run_dirs=run_dirs,
+            **overrides,
+        )
