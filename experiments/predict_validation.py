@@ -645,15 +645,16 @@ def summarise(arrays) -> dict:
             "predicts_helps": int(np.sum(valid & (pm > 0))),
             "no_prediction": int(np.sum(~valid)),
         }
-    # The baseline every predictor must beat: "helps" everywhere, always certain. Its agreement is
-    # the share of settings where KD helped (overall, and among those beyond 2 SEM).
+    # The baselines a predictor must beat: one sign everywhere, always certain. Their agreement is
+    # the share of settings where KD helped (hurt), overall and among those beyond 2 SEM.
     always = np.ones(dm.shape, bool)
-    out["always_helps"] = {
-        **agreement(always, always, delta),
-        "spearman": None,
-        "predicts_helps": int(dm.size),
-        "no_prediction": 0,
-    }
+    for name, helps in (("always_helps", always), ("always_hurts", ~always)):
+        out[name] = {
+            **agreement(helps, always, delta),
+            "spearman": None,
+            "predicts_helps": int(helps.sum()),
+            "no_prediction": 0,
+        }
     if "check_pca_verdict" in arrays:
         out["check"] = check_tallies(arrays, delta)
     out["observed_helps"] = int(np.sum(dm > 0))
@@ -783,6 +784,7 @@ LABELS = {
     "probe_curve_gain": "probe-KD curve gain",
     "student_slope": "full-student slope",
     "always_helps": 'baseline: "helps" everywhere',
+    "always_hurts": 'baseline: "hurts" everywhere',
 }
 
 

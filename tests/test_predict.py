@@ -397,6 +397,8 @@ def test_validation_pools_experiments_with_different_seed_counts():
     assert res["settings"] == 4 and res["observed_helps"] == 2
     base = res["always_helps"]  # the constant baseline agrees where KD helped: 2 of 4
     assert (base["all"]["agree"], base["all"]["settings"], base["predicts_helps"]) == (2, 4, 4)
+    hurts = res["always_hurts"]  # and its mirror where it hurt: the other 2
+    assert (hurts["all"]["agree"], hurts["predicts_helps"]) == (2, 0)
     # Student slope: −slope means +1.5, +1, −1.5 ("helps", "helps", "hurts") against Δ helps,
     # hurts, helps: 1 of 3 agree; mnist_m has none (its padded CG residuals are NaN).
     st = res["student_slope"]
