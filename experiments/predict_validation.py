@@ -205,16 +205,8 @@ def run_multiview(cfg) -> dict:
                     r = row[(vj, vi, i)]
                     slopes, cis, gains, cgs, st, sci, dg = [], [], [], [], [], [], []
                     for T in cfg["temperatures"]:
-                        pr = predict_probe(
-                            feats_te[v2][s],
-                            y_te[s],
-                            lg_te[views[vi]][i, s],
-                            temperature=T,
-                            lams=cfg["lams"],
-                            folds=cfg["folds"],
-                            bootstrap=cfg["bootstrap"],
-                            steps=cfg["probe_steps"],
-                            seed=s,
+                        pr = _prediction(
+                            feats_te[v2][s], y_te[s], lg_te[views[vi]][i, s], T, cfg["lams"], cfg, s
                         )
                         slopes.append(pr.slope.slope)
                         cis.append(pr.slope.ci)
@@ -285,10 +277,9 @@ def _slope_options(pcfg, temperature, seed) -> dict:
     )
 
 
-def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float, float]:
-    """(probe slope, probe-KD curve gain averaged over `lams`, CG residual) of one no-KD
-    student."""
-    pr = predict_probe(
+def _prediction(h, y, t, temperature, lams, pcfg, seed):
+    """`predict_probe` of one no-KD student's features h with the validations' options."""
+    return predict_probe(
         h,
         y,
         t,
@@ -299,6 +290,12 @@ def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float, float]
         steps=pcfg["probe_steps"],
         seed=seed,
     )
+
+
+def _probe(h, y, t, temperature, lams, pcfg, seed) -> tuple[float, float, float]:
+    """(probe slope, probe-KD curve gain averaged over `lams`, CG residual) of one no-KD
+    student."""
+    pr = _prediction(h, y, t, temperature, lams, pcfg, seed)
     return pr.slope.slope, float(pr.curve.gain[1:].mean()), pr.slope.cg_residual
 
 
