@@ -215,22 +215,27 @@ def test_scan_bad_config_is_one_line_exit_2(capsys, model_files, tmp_path, edit,
 @pytest.mark.parametrize("cache_on", [True, False])
 def test_cli_keeps_compiled_programs_between_runs(tmp_path, cache_on):
     """`cch` stores its compiled programs in $CCH_CACHE/xla (so a rerun loads them), unless
-    CCH_NO_COMPILE_CACHE is set. A fresh process each time: JAX reads its cache settings once."""
+    CCH_NO_COMPILE_CACHE is set. A fresh process each time: JAX reads its cache settings once.
+
+    The cache is the CLI's, whatever the command: `cch theory` (its jitted closed forms, ~40
+    programs) costs a third of a small `cch verify`. Loading cached programs must not write to
+    stderr: on AMD Zen 4 with jaxlib 0.9.2 each loaded program logged two false machine-mismatch
+    errors from XLA's C++ logger, ~120 lines for this command, until `cch` set its log level.
+    """
     import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "CCH_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "CCH_", "TF_CPP_"))}
     env.update(CCH_CACHE=str(tmp_path), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     if not cache_on:
         env["CCH_NO_COMPILE_CACHE"] = "1"
-    cmd = [sys.executable, "-m", "cch_jax.cli", "verify", "--example", "--lam", "0.5"]
-    cmd += ["--seeds", "8", "--steps", "50", "--json"]
+    cmd = [sys.executable, "-m", "cch_jax.cli", "theory", "--example", "--json"]
     # With the cache on, the second run reads what the first one wrote; off, one run shows that
     # nothing is written (a second would start from the same empty folder).
     for _ in range(2 if cache_on else 1):
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        assert out.returncode in (0, 1), out.stderr  # 1: "not converged" in 50 steps is fine
-        assert [r["lam"] for r in json.loads(out.stdout)["results"]] == [0.5]
+        assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
+        assert json.loads(out.stdout)["p1"] == 4
     entries = list((tmp_path / "xla").glob("*")) if (tmp_path / "xla").exists() else []
     assert bool(entries) == cache_on, entries

@@ -3,7 +3,8 @@
 Exit codes: 0 ok; 1 a negative verdict (`cch verify` disagrees, …); 2 a user error (ValueError,
 TypeError, OSError from bad input: one line on stderr, no traceback); 3 an internal error (a bug or
 an exhausted resource: one line too, naming the exception). Set CCH_DEBUG=1 to see the traceback. Compiled programs are kept between
-runs (`enable_compile_cache`; CCH_NO_COMPILE_CACHE=1 turns that off).
+runs (`enable_compile_cache`; CCH_NO_COMPILE_CACHE=1 turns that off). XLA's C++ log lines are
+silenced unless TF_CPP_MIN_LOG_LEVEL is set (`XLA_LOG_LEVEL`).
 """
 
 from __future__ import annotations
@@ -81,7 +82,17 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"cch: warning: {message}\n"
 
 
+# XLA's C++ log lines (absl) at ERROR and below are silenced unless the user sets the level: on
+# some CPUs (seen on AMD Zen 4, jaxlib 0.9.2) every program loaded from the compile cache logged two
+# ERROR lines, several hundred characters each, warning of a machine-feature mismatch
+# ("+prefer-no-gather": a tuning flag, not an instruction set) that is false for a program compiled
+# on the same machine. Errors that matter reach Python as exceptions. TF_CPP_MIN_LOG_LEVEL=0 shows
+# them all again. Read when jaxlib starts, so it is set before any sub-command imports JAX.
+XLA_LOG_LEVEL = ("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def main(argv=None) -> int:
+    os.environ.setdefault(*XLA_LOG_LEVEL)
     warnings.formatwarning = _one_line_warning  # a user reads warnings, not source locations
     parser = build_parser()
     args = parser.parse_args(argv)
