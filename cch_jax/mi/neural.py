@@ -151,7 +151,6 @@ def _fit_and_eval(
     """
     critic = Critic(hidden=hidden, layers=layers, embed=embed, kind=kind)
     opt = optax.adamw(lr, weight_decay=weight_decay)
-    ema = jnp.asarray(ema, xtr.dtype)  # under x64 a float64 EMA would promote MINE's running mean
     ntr = xtr.shape[0]
 
     def bound(s):
