@@ -6,6 +6,7 @@ See experiments/multiview.py for how they are used and docs/results.md for the d
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import numpy as np
@@ -111,8 +112,6 @@ def mi_teacher_student(h1: dict, h2: dict, *, key, k: int = 3, subsets: int = 10
 def mean_sem(a, axis=-1):
     """Mean and standard error of the mean over `axis` (NaNs ignored; all NaN: NaN, e.g. a
     setting without a prediction)."""
-    import warnings
-
     a = np.asarray(a, np.float64)
     n = np.sum(np.isfinite(a), axis=axis)
     with warnings.catch_warnings():

@@ -24,7 +24,8 @@ def _has_build_backend() -> bool:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return int(version("setuptools").split(".")[0]) >= 68 and bool(version("wheel"))
+        version("wheel")  # installed, or PackageNotFoundError
+        return int(version("setuptools").split(".")[0]) >= 68
     except PackageNotFoundError:
         return False
 
